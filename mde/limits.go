@@ -1,0 +1,81 @@
+package mde
+
+import (
+	"time"
+
+	"github.com/mdebridge/mdebridge/ratelimit"
+)
+
+// APIs are named by method and route template, as in "GET /api/machines" and
+// "GET /api/machines/{id}"; the rate limits, the permission table and the
+// call counts all use these names.
+
+var (
+	perMinute = func(n int) ratelimit.Window { return ratelimit.Window{Limit: n, Per: time.Minute} }
+	perHour   = func(n int) ratelimit.Window { return ratelimit.Window{Limit: n, Per: time.Hour} }
+)
+
+// DocumentedLimits returns Microsoft's documented limits for an API
+// (mde-api.md §2.1); everything not listed gets the default 100 calls per
+// minute and 1,500 per hour.
+func DocumentedLimits(api string) []ratelimit.Window {
+	switch api {
+	case "GET /api/machines/{id}/vulnerabilities":
+		return []ratelimit.Window{perMinute(50), perHour(1500)}
+	case "POST /api/advancedqueries/run":
+		return []ratelimit.Window{perMinute(45), perHour(1500)}
+	case "POST /api/alerts/batchUpdate":
+		return []ratelimit.Window{perMinute(10), perHour(500)}
+	case "POST /api/alerts/CreateAlertByReference":
+		return []ratelimit.Window{perMinute(15)}
+	case "POST /api/indicators/import":
+		return []ratelimit.Window{perMinute(30)}
+	case "POST /api/indicators/BatchDelete":
+		return []ratelimit.Window{perMinute(30), perHour(1500)}
+	case "GET /api/machineactions/{id}/getPackageUri":
+		return []ratelimit.Window{perMinute(2), perHour(120)}
+	case "POST /api/machines/{id}/runliveresponse":
+		return []ratelimit.Window{perMinute(10)}
+	case "POST /api/machines/{id}/startInvestigation":
+		return []ratelimit.Window{perHour(50)}
+	case "GET /api/machines/SoftwareVulnerabilitiesByMachine",
+		"GET /api/machines/SoftwareVulnerabilityChangesByMachine",
+		"GET /api/machines/SecureConfigurationsAssessmentByMachine",
+		"GET /api/machines/SoftwareInventoryByMachine",
+		"GET /api/machines/SoftwareInventoryNoProductCodeByMachine":
+		return []ratelimit.Window{perMinute(30), perHour(1000)}
+	case "GET /api/machines/SoftwareVulnerabilitiesExport",
+		"GET /api/machines/SecureConfigurationsAssessmentExport",
+		"GET /api/machines/SoftwareInventoryExport",
+		"GET /api/machines/SoftwareInventoryNonCpeExport":
+		return []ratelimit.Window{perMinute(5), perHour(20)}
+	}
+	return []ratelimit.Window{perMinute(100), perHour(1500)}
+}
+
+// safetyMargin widens each window a little: the service counts a call when it
+// arrives, we count it when we send it, and the two clocks are not the same.
+func safetyMargin(ws []ratelimit.Window) []ratelimit.Window {
+	out := make([]ratelimit.Window, len(ws))
+	for i, w := range ws {
+		m := w.Per / 100
+		if m < time.Second {
+			m = time.Second
+		}
+		out[i] = ratelimit.Window{Limit: w.Limit, Per: w.Per + m}
+	}
+	return out
+}
+
+// RequiredRoles returns the application roles of which an API needs any one
+// (mde-api.md §1.4 and §5).
+func RequiredRoles(api string) []string {
+	switch api {
+	case "GET /api/machines", "GET /api/machines/{id}", "GET /api/machines/findbyip", "GET /api/machines/findbytag":
+		return []string{"Machine.Read.All", "Machine.ReadWrite.All"}
+	case "PATCH /api/machines/{id}", "POST /api/machines/{id}/tags", "POST /api/machines/{id}/setDeviceValue",
+		"POST /api/machines/AddOrRemoveTagForMultipleMachines":
+		return []string{"Machine.ReadWrite.All"}
+	}
+	return nil
+}
