@@ -1,0 +1,274 @@
+// Package web serves mdebridge's REST API (JSON, described by an OpenAPI
+// document at /api/v1/openapi.json), /healthz and /metrics. It reads through
+// the domain interfaces only and never talks to Microsoft directly: a sync is
+// requested through the function it is given.
+package web
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mdebridge/mdebridge"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// Options configure a Server.
+type Options struct {
+	Machines mdebridge.MachineStore // required
+	Runs     mdebridge.SyncStore    // required
+	Status   mdebridge.StatusStore  // required
+	// Sync runs one sync; nil makes POST /api/v1/sync answer 501.
+	Sync func(ctx context.Context) (*mdebridge.SyncRun, error)
+	// Gatherer serves /metrics; nil serves an empty registry.
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+	Version  string
+	// BaseContext bounds background work such as a requested sync.
+	BaseContext context.Context
+}
+
+// Server is the HTTP handler.
+type Server struct {
+	opts Options
+	mux  *http.ServeMux
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	syncing bool
+	wg      sync.WaitGroup
+}
+
+// New returns the handler.
+func New(opts Options) (*Server, error) {
+	if opts.Machines == nil || opts.Runs == nil || opts.Status == nil {
+		return nil, errors.New("web: Machines, Runs and Status are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Gatherer == nil {
+		opts.Gatherer = prometheus.NewRegistry()
+	}
+	if opts.BaseContext == nil {
+		opts.BaseContext = context.Background()
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux(), log: opts.Logger}
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPI)
+	})
+	s.mux.HandleFunc("GET /api/v1/machines", s.listMachines)
+	s.mux.HandleFunc("GET /api/v1/machines/{key}", s.getMachine)
+	s.mux.HandleFunc("GET /api/v1/sync", s.listRuns)
+	s.mux.HandleFunc("POST /api/v1/sync", s.startSync)
+	s.mux.HandleFunc("GET /api/v1/status", s.status)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path+"; see /api/v1/openapi.json")
+	})
+	return s, nil
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: 200}
+	s.mux.ServeHTTP(sw, r)
+	s.log.Debug("http", "method", r.Method, "path", r.URL.Path, "status", sw.status, "took", time.Since(start))
+}
+
+// Wait blocks until background work (a requested sync) has ended.
+func (s *Server) Wait() { s.wg.Wait() }
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+type apiError struct {
+	Code       string   `json:"code"`
+	Message    string   `json:"message"`
+	Candidates []string `json:"candidates,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]apiError{"error": {Code: code, Message: msg}})
+}
+
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "internal", "the request failed; see the server log")
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.opts.Status.Counts(r.Context()); err != nil {
+		s.log.Error("health check", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "store unreadable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.opts.Version})
+}
+
+// page is a list response.
+type page struct {
+	Items  []json.RawMessage `json:"items"`
+	Total  int               `json:"total"`
+	Offset int               `json:"offset"`
+	Limit  int               `json:"limit"`
+	Next   *string           `json:"next"`
+}
+
+const maxLimit = 10000
+
+func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, offset, err := paging(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	retired, _ := strconv.ParseBool(q.Get("include_retired"))
+	f := mdebridge.MachineFilter{
+		OSPlatform: q.Get("os"), HealthStatus: q.Get("health"), RiskScore: q.Get("risk"), ExposureLevel: q.Get("exposure"),
+		Tag: q.Get("tag"), RBACGroup: q.Get("group"), NamePrefix: q.Get("name"), IncludeRetired: retired,
+		Offset: offset, Limit: limit,
+	}
+	ms, total, err := s.opts.Machines.FindMachines(r.Context(), f)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	p := page{Items: make([]json.RawMessage, len(ms)), Total: total, Offset: offset, Limit: limit}
+	for i, m := range ms {
+		p.Items[i] = m.Raw
+	}
+	if offset+len(ms) < total {
+		nq := url.Values{}
+		for k, v := range q {
+			nq[k] = v
+		}
+		nq.Set("offset", strconv.Itoa(offset+len(ms)))
+		nq.Set("limit", strconv.Itoa(limit))
+		next := "/api/v1/machines?" + nq.Encode()
+		p.Next = &next
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func paging(q url.Values) (limit, offset int, err error) {
+	limit = 100
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxLimit {
+			return 0, 0, errors.New("limit must be a whole number from 1 to 10000")
+		}
+	}
+	if v := q.Get("offset"); v != "" {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			return 0, 0, errors.New("offset must be a whole number, 0 or more")
+		}
+	}
+	return limit, offset, nil
+}
+
+func (s *Server) getMachine(w http.ResponseWriter, r *http.Request) {
+	m, err := s.opts.Machines.FindMachine(r.Context(), r.PathValue("key"))
+	var amb *mdebridge.AmbiguousError
+	var nf *mdebridge.NotFoundError
+	switch {
+	case errors.As(err, &amb):
+		writeJSON(w, http.StatusConflict, map[string]apiError{"error": {Code: "ambiguous", Message: err.Error(), Candidates: amb.Candidates}})
+	case errors.As(err, &nf):
+		writeJSON(w, http.StatusNotFound, map[string]apiError{"error": {Code: "not_found", Message: err.Error(), Candidates: nf.Near}})
+	case err != nil:
+		s.internal(w, r, err)
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(m.Raw)
+	}
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
+	n := 20
+	if v := r.URL.Query().Get("limit"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "bad_request", "limit must be a whole number from 1 to 1000")
+			return
+		}
+	}
+	runs, err := s.opts.Runs.LastRuns(r.Context(), n)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if runs == nil {
+		runs = []mdebridge.SyncRun{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+}
+
+func (s *Server) startSync(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Sync == nil {
+		writeError(w, http.StatusNotImplemented, "not_implemented", "this server cannot run syncs")
+		return
+	}
+	s.mu.Lock()
+	if s.syncing {
+		s.mu.Unlock()
+		writeError(w, http.StatusConflict, "busy", "a sync is already running; see GET /api/v1/sync")
+		return
+	}
+	s.syncing = true
+	s.mu.Unlock()
+	s.wg.Go(func() {
+		defer func() {
+			s.mu.Lock()
+			s.syncing = false
+			s.mu.Unlock()
+		}()
+		if _, err := s.opts.Sync(s.opts.BaseContext); err != nil {
+			s.log.Error("requested sync", "err", err)
+		}
+	})
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "started", "runs": "/api/v1/sync"})
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	counts, err := s.opts.Status.Counts(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	steps, err := s.opts.Runs.LastStepResults(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"counts": counts, "steps": steps, "version": s.opts.Version})
+}
