@@ -13,38 +13,38 @@ import (
 // Nullable upstream fields decode to their zero value; Raw keeps the exact
 // upstream object, so nothing Microsoft adds is lost.
 type Machine struct {
-	ID                     string       `json:"id"`
-	ComputerDNSName        string       `json:"computerDnsName"`
-	FirstSeen              time.Time    `json:"firstSeen"`
-	LastSeen               time.Time    `json:"lastSeen"`
-	OSPlatform             string       `json:"osPlatform"`
-	OSVersion              string       `json:"osVersion"`
-	OSProcessor            string       `json:"osProcessor"`
-	OSArchitecture         string       `json:"osArchitecture"`
-	Version                string       `json:"version"`
-	OSBuild                int64        `json:"osBuild"`
-	LastIPAddress          string       `json:"lastIpAddress"`
-	LastExternalIPAddress  string       `json:"lastExternalIpAddress"`
-	AgentVersion           string       `json:"agentVersion"`
-	HealthStatus           string       `json:"healthStatus"`
-	OnboardingStatus       string       `json:"onboardingStatus"`
-	DefenderAVStatus       string       `json:"defenderAvStatus"`
-	RBACGroupID            int64        `json:"rbacGroupId"`
-	RBACGroupName          string       `json:"rbacGroupName"`
-	RiskScore              string       `json:"riskScore"`
-	ExposureLevel          string       `json:"exposureLevel"`
-	DeviceValue            string       `json:"deviceValue"`
-	IsAADJoined            bool         `json:"isAadJoined"`
-	AADDeviceID            string       `json:"aadDeviceId"`
-	MachineTags            []string     `json:"machineTags"`
-	ManagedBy              string       `json:"managedBy"`
-	ManagedByStatus        string       `json:"managedByStatus"`
-	MergedIntoMachineID    string       `json:"mergedIntoMachineId"`
-	IsPotentialDuplication bool         `json:"isPotentialDuplication"`
-	IsExcluded             bool         `json:"isExcluded"`
-	ExclusionReason        string       `json:"exclusionReason"`
-	IPAddresses            []IPAddress  `json:"ipAddresses"`
-	VMMetadata             *VMMetadata  `json:"vmMetadata"`
+	ID                     string      `json:"id"`
+	ComputerDNSName        string      `json:"computerDnsName"`
+	FirstSeen              time.Time   `json:"firstSeen"`
+	LastSeen               time.Time   `json:"lastSeen"`
+	OSPlatform             string      `json:"osPlatform"`
+	OSVersion              string      `json:"osVersion"`
+	OSProcessor            string      `json:"osProcessor"`
+	OSArchitecture         string      `json:"osArchitecture"`
+	Version                string      `json:"version"`
+	OSBuild                int64       `json:"osBuild"`
+	LastIPAddress          string      `json:"lastIpAddress"`
+	LastExternalIPAddress  string      `json:"lastExternalIpAddress"`
+	AgentVersion           string      `json:"agentVersion"`
+	HealthStatus           string      `json:"healthStatus"`
+	OnboardingStatus       string      `json:"onboardingStatus"`
+	DefenderAVStatus       string      `json:"defenderAvStatus"`
+	RBACGroupID            int64       `json:"rbacGroupId"`
+	RBACGroupName          string      `json:"rbacGroupName"`
+	RiskScore              string      `json:"riskScore"`
+	ExposureLevel          string      `json:"exposureLevel"`
+	DeviceValue            string      `json:"deviceValue"`
+	IsAADJoined            bool        `json:"isAadJoined"`
+	AADDeviceID            string      `json:"aadDeviceId"`
+	MachineTags            []string    `json:"machineTags"`
+	ManagedBy              string      `json:"managedBy"`
+	ManagedByStatus        string      `json:"managedByStatus"`
+	MergedIntoMachineID    string      `json:"mergedIntoMachineId"`
+	IsPotentialDuplication bool        `json:"isPotentialDuplication"`
+	IsExcluded             bool        `json:"isExcluded"`
+	ExclusionReason        string      `json:"exclusionReason"`
+	IPAddresses            []IPAddress `json:"ipAddresses"`
+	VMMetadata             *VMMetadata `json:"vmMetadata"`
 
 	// Raw is the machine exactly as MDE sent it.
 	Raw json.RawMessage `json:"-"`
@@ -88,7 +88,9 @@ type MachineFilter struct {
 
 // MachineStore keeps machines with their generations: an upsert stamps each
 // machine with the sync run that saw it, and only a complete pass may retire
-// what that run did not see.
+// what that run did not see. A stored machine's IPAddresses leave out
+// loopback addresses (every machine has them, so they identify nothing);
+// its Raw JSON keeps everything.
 type MachineStore interface {
 	// UpsertMachines stores one page of machines as seen by run runID.
 	UpsertMachines(ctx context.Context, runID int64, machines []Machine) error

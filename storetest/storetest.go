@@ -110,6 +110,7 @@ func testUpsertAndFind(t *testing.T, open Opener) {
 		}
 	}
 	for _, w := range want {
+		w.IPAddresses = w.IPAddresses[:1] // loopback is kept in Raw only
 		if diff := cmp.Diff(w, byID[w.ID], ignoreBookkeeping, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("machine %s round trip (-want +got):\n%s", w.ID, diff)
 		}
@@ -209,6 +210,7 @@ func testFindMachine(t *testing.T, open Opener) {
 		"10.0.0.5":                  ms[4].ID,
 		"dup.lab.contoso.com":       ms[6].ID,
 		"sharesip.":                 "",
+		"127.0.0.1":                 "", // loopback identifies no machine
 		"no-such-host.contoso.test": "",
 	} {
 		m, err := s.FindMachine(t.Context(), key)
@@ -223,8 +225,8 @@ func testFindMachine(t *testing.T, open Opener) {
 			t.Errorf("%q: got %v, %v; want %s", key, m, err, wantID)
 			continue
 		}
-		if len(m.IPAddresses) != 2 {
-			t.Errorf("%q: %d IPs", key, len(m.IPAddresses))
+		if len(m.IPAddresses) != 1 {
+			t.Errorf("%q: %d IPs, want the one that is not loopback", key, len(m.IPAddresses))
 		}
 	}
 	var amb *mdebridge.AmbiguousError
@@ -367,7 +369,7 @@ func testPaging(t *testing.T, open Opener) {
 		}
 		for _, m := range page {
 			ids = append(ids, m.ID)
-			if len(m.IPAddresses) != 2 {
+			if len(m.IPAddresses) != 1 {
 				t.Errorf("%s has %d IPs in a page", m.ID, len(m.IPAddresses))
 			}
 		}

@@ -35,29 +35,32 @@ CREATE TABLE machines (
     first_seen                TEXT NOT NULL DEFAULT '',
     last_seen                 TEXT NOT NULL DEFAULT '',
     raw                       TEXT NOT NULL,
+    raw_hash                  INTEGER NOT NULL,   -- FNV-1a of raw: unchanged machines are only stamped
     seen_run                  INTEGER NOT NULL,
     synced_at                 TEXT NOT NULL,
     retired_at                TEXT
 ) STRICT;
+-- No index on seen_run: every sync rewrites it, and the retiring UPDATE scans
+-- the table once per complete pass.
 CREATE INDEX machines_name ON machines (computer_dns_name COLLATE NOCASE);
-CREATE INDEX machines_live ON machines (retired_at, seen_run);
 CREATE INDEX machines_last_ip ON machines (last_ip_address);
 
 CREATE TABLE machine_ips (
     machine_id  TEXT NOT NULL REFERENCES machines (id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
     ip          TEXT NOT NULL,
     mac         TEXT NOT NULL DEFAULT '',
     type        TEXT NOT NULL DEFAULT '',
-    status      TEXT NOT NULL DEFAULT ''
-) STRICT;
-CREATE INDEX machine_ips_machine ON machine_ips (machine_id);
+    status      TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (machine_id, position)
+) STRICT, WITHOUT ROWID;
 CREATE INDEX machine_ips_ip ON machine_ips (ip);
 
 CREATE TABLE machine_tags (
     machine_id  TEXT NOT NULL REFERENCES machines (id) ON DELETE CASCADE,
-    tag         TEXT NOT NULL
-) STRICT;
-CREATE INDEX machine_tags_machine ON machine_tags (machine_id);
+    tag         TEXT NOT NULL,
+    PRIMARY KEY (machine_id, tag)
+) STRICT, WITHOUT ROWID;
 CREATE INDEX machine_tags_tag ON machine_tags (tag COLLATE NOCASE);
 
 -- Sync runs and their steps. A running run holds a lease (owner, heartbeat_at)
