@@ -88,6 +88,12 @@ type Store struct {
 type Sync struct {
 	// Interval between scheduled syncs in serve (default 1h).
 	Interval Duration `yaml:"interval"`
+	// MaxAttempts bounds the attempts of one upstream call, retries
+	// included (default 6).
+	MaxAttempts int `yaml:"max_attempts"`
+	// MaxBackoff caps the wait between attempts when the service gives no
+	// Retry-After (default 1m).
+	MaxBackoff Duration `yaml:"max_backoff"`
 }
 
 // Serve configures the long-running service.
@@ -107,7 +113,7 @@ func Default() Config {
 	return Config{
 		Azure: Azure{Cloud: "public"},
 		Store: Store{Driver: "sqlite", Path: "mdebridge.db"},
-		Sync:  Sync{Interval: Duration(time.Hour)},
+		Sync:  Sync{Interval: Duration(time.Hour), MaxAttempts: 6, MaxBackoff: Duration(time.Minute)},
 		Serve: Serve{Addr: "127.0.0.1:8080"},
 		Log:   Log{Level: "info", Format: "text"},
 	}
@@ -295,6 +301,12 @@ func (c *Config) Validate() error {
 	}
 	if time.Duration(c.Sync.Interval) < time.Minute {
 		bad("sync.interval", "%s is too short (at least 1m)", time.Duration(c.Sync.Interval))
+	}
+	if c.Sync.MaxAttempts < 1 || c.Sync.MaxAttempts > 20 {
+		bad("sync.max_attempts", "%d is not from 1 to 20", c.Sync.MaxAttempts)
+	}
+	if time.Duration(c.Sync.MaxBackoff) < time.Millisecond {
+		bad("sync.max_backoff", "%s is too short", time.Duration(c.Sync.MaxBackoff))
 	}
 	if _, _, err := net.SplitHostPort(c.Serve.Addr); err != nil {
 		bad("serve.addr", "%q is not host:port", c.Serve.Addr)

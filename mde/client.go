@@ -119,17 +119,22 @@ type request struct {
 	accept []int
 }
 
-// response is a successful answer, body read in full.
+// response is an answer. A success that was decoded as it streamed in has
+// no body; decodeErr says whether that decoding failed.
 type response struct {
-	status int
-	header http.Header
-	body   []byte
+	status    int
+	header    http.Header
+	body      []byte
+	decodeErr error
+	bytes     int64
 }
 
 // do performs a call with limits, a fresh token, retries and classification.
-// decode, when set, checks the body: a body it rejects is retried like a
-// truncated transfer and finally reported as *MalformedPageError.
-func (c *Client) do(ctx context.Context, r request, decode func([]byte) error) (*response, error) {
+// decode, when set, reads a successful body as it streams in: a body it
+// rejects (or that breaks off) is retried like a dropped connection and
+// finally reported as *MalformedPageError. decode must start afresh on
+// every call, as a retry calls it again.
+func (c *Client) do(ctx context.Context, r request, decode func(io.Reader) error) (*response, error) {
 	lim := c.limiters.Get(r.api)
 	var lastErr error
 	for attempt := 1; ; attempt++ {
@@ -142,19 +147,18 @@ func (c *Client) do(ctx context.Context, r request, decode func([]byte) error) (
 		}
 		mdebridge.CountAPICall(ctx, r.api)
 		start := time.Now()
-		resp, err := c.attempt(ctx, r, tok)
+		resp, err := c.attempt(ctx, r, tok, decode)
 		var wait time.Duration
 		switch class := classifyAttempt(ctx, resp, err); class {
 		case OK:
-			if decode == nil {
+			if resp.decodeErr == nil {
+				c.log.Debug("mde call", "api", r.api, "page", r.page, "status", resp.status, "bytes", resp.bytes, "took", time.Since(start))
 				return resp, nil
 			}
-			derr := decode(resp.body)
-			if derr == nil {
-				c.log.Debug("mde call", "api", r.api, "page", r.page, "status", resp.status, "bytes", len(resp.body), "took", time.Since(start))
-				return resp, nil
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%s: %w", r.api, ctx.Err())
 			}
-			lastErr = &MalformedPageError{API: r.api, Page: max(r.page, 1), Err: derr}
+			lastErr = &MalformedPageError{API: r.api, Page: max(r.page, 1), Err: resp.decodeErr}
 			wait = c.backoff(attempt)
 		case Permanent:
 			if err != nil {
@@ -206,8 +210,12 @@ func classifyAttempt(ctx context.Context, resp *response, err error) Class {
 	return Classify(resp.status, nil)
 }
 
-// attempt sends one HTTP request and reads the whole body.
-func (c *Client) attempt(ctx context.Context, r request, token string) (*response, error) {
+// maxErrorBody bounds what is read of a body that is not decoded as it streams.
+const maxErrorBody = 4 << 20
+
+// attempt sends one HTTP request. A success is handed to decode as it
+// streams in; anything else is read in full (bounded).
+func (c *Client) attempt(ctx context.Context, r request, token string, decode func(io.Reader) error) (*response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
 	defer cancel()
 	var body io.Reader
@@ -229,20 +237,38 @@ func (c *Client) attempt(ctx context.Context, r request, token string) (*respons
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var buf bytes.Buffer
-	if resp.ContentLength > 0 {
-		buf.Grow(int(resp.ContentLength))
-	}
-	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
-	}
-	status := resp.StatusCode
+	out := &response{status: resp.StatusCode, header: resp.Header}
 	for _, a := range r.accept {
-		if status == a {
-			status = http.StatusOK
+		if out.status == a {
+			out.status = http.StatusOK
 		}
 	}
-	return &response{status: status, header: resp.Header, body: buf.Bytes()}, nil
+	cr := &countingReader{r: resp.Body}
+	if out.status/100 == 2 && decode != nil {
+		out.decodeErr = decode(cr)
+		if out.decodeErr == nil {
+			// Drain what the decoder left so the connection is reused.
+			io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		}
+		out.bytes = cr.n
+		return out, nil
+	}
+	if out.body, err = io.ReadAll(io.LimitReader(cr, maxErrorBody)); err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	out.bytes = cr.n
+	return out, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // backoff is exponential with full jitter: up to 1s, 2s, 4s … MaxBackoff.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"time"
 
@@ -81,9 +82,12 @@ func (c *Client) ListMachinesFiltered(ctx context.Context, filter string, page f
 func (c *Client) GetMachine(ctx context.Context, idOrName string) (*mdebridge.Machine, error) {
 	var m mdebridge.Machine
 	_, err := c.do(ctx, request{api: "GET /api/machines/{id}", method: "GET", url: c.url("/api/machines/"+url.PathEscape(idOrName), nil)},
-		func(body []byte) error {
-			var err error
-			m, err = DecodeMachine(json.RawMessage(body))
+		func(body io.Reader) error {
+			raw, err := io.ReadAll(body)
+			if err != nil {
+				return err
+			}
+			m, err = DecodeMachine(raw)
 			return err
 		})
 	if err != nil {

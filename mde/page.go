@@ -6,26 +6,80 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 )
 
-// odataPage is one page of an OData collection.
-type odataPage struct {
-	Context  string            `json:"@odata.context"`
-	Value    []json.RawMessage `json:"value"`
-	NextLink string            `json:"@odata.nextLink"`
+// decodePage reads one page of an OData collection as it streams in,
+// appending each item of "value" to items, and returns the page's nextLink.
+// Only the items are kept whole; nothing holds the full body.
+func decodePage(r io.Reader, items *[]json.RawMessage) (nextLink string, err error) {
+	dec := json.NewDecoder(r)
+	if err := expectDelim(dec, '{'); err != nil {
+		return "", err
+	}
+	sawValue := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", err
+		}
+		switch key, _ := tok.(string); key {
+		case "value":
+			sawValue = true
+			tok, err := dec.Token()
+			if err != nil {
+				return "", err
+			}
+			if tok == nil {
+				continue // "value": null
+			}
+			if d, ok := tok.(json.Delim); !ok || d != '[' {
+				return "", fmt.Errorf(`"value" is %v, not an array`, tok)
+			}
+			for dec.More() {
+				var raw json.RawMessage
+				if err := dec.Decode(&raw); err != nil {
+					return "", err
+				}
+				*items = append(*items, raw)
+			}
+			if err := expectDelim(dec, ']'); err != nil {
+				return "", err
+			}
+		case "@odata.nextLink":
+			if err := dec.Decode(&nextLink); err != nil {
+				return "", fmt.Errorf("@odata.nextLink: %w", err)
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return "", err
+			}
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return "", err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", errors.New("data after the end of the page")
+	}
+	if !sawValue {
+		return "", errors.New(`no "value" array in the response`)
+	}
+	return nextLink, nil
 }
 
-func decodePage(body []byte) (*odataPage, error) {
-	var p odataPage
-	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, err
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
 	}
-	if p.Value == nil && !bytes.Contains(body, []byte(`"value"`)) {
-		return nil, errors.New(`no "value" array in the response`)
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("expected %q, found %v", want, tok)
 	}
-	return &p, nil
+	return nil
 }
 
 // listOptions describe an OData list call.
@@ -55,10 +109,12 @@ func (c *Client) list(ctx context.Context, o listOptions, fn func(items []json.R
 	seenLinks := map[string]bool{}
 	var prevFirst json.RawMessage
 	for page := 1; ; page++ {
-		var p *odataPage
-		_, err := c.do(ctx, request{api: o.api, method: "GET", url: next, page: page}, func(body []byte) error {
+		var items []json.RawMessage
+		var nextLink string
+		_, err := c.do(ctx, request{api: o.api, method: "GET", url: next, page: page}, func(body io.Reader) error {
+			items = items[:0]
 			var err error
-			p, err = decodePage(body)
+			nextLink, err = decodePage(body, &items)
 			return err
 		})
 		if err != nil {
@@ -67,28 +123,28 @@ func (c *Client) list(ctx context.Context, o listOptions, fn func(items []json.R
 			}
 			return fmt.Errorf("list page %d: %w", page, err)
 		}
-		if len(p.Value) > 0 {
-			if prevFirst != nil && bytes.Equal(prevFirst, p.Value[0]) {
+		if len(items) > 0 {
+			if prevFirst != nil && bytes.Equal(prevFirst, items[0]) {
 				return &MalformedPageError{API: o.api, Page: page, Err: errors.New("the page repeats the previous one (the service ignored $skip)")}
 			}
-			prevFirst = p.Value[0]
+			prevFirst = items[0]
 		}
-		received += len(p.Value)
-		if err := fn(p.Value); err != nil {
+		received += len(items)
+		if err := fn(items); err != nil {
 			return err
 		}
 		switch {
-		case p.NextLink != "":
-			link, err := c.sameHost(p.NextLink)
+		case nextLink != "":
+			link, err := c.sameHost(nextLink)
 			if err != nil {
 				return &MalformedPageError{API: o.api, Page: page, Err: err}
 			}
 			if seenLinks[link] || link == next {
-				return &MalformedPageError{API: o.api, Page: page, Err: fmt.Errorf("nextLink loop: %s was already fetched", p.NextLink)}
+				return &MalformedPageError{API: o.api, Page: page, Err: fmt.Errorf("nextLink loop: %s was already fetched", nextLink)}
 			}
 			seenLinks[link] = true
 			next = link
-		case len(p.Value) < o.top:
+		case len(items) < o.top:
 			return nil
 		default:
 			q.Set("$skip", strconv.Itoa(received))

@@ -21,7 +21,7 @@ func (MachinesStep) Needs() []string { return nil }
 // Run lists and stores all machines, then retires the missing ones.
 func (s MachinesStep) Run(ctx context.Context, r *StepRun) error {
 	seen := 0
-	err := s.Source.ListMachines(ctx, func(page []mdebridge.Machine) error {
+	err := pipelined(ctx, s.Source.ListMachines, func(page []mdebridge.Machine) error {
 		if err := s.Store.UpsertMachines(ctx, r.RunID, page); err != nil {
 			return fmt.Errorf("store machines: %w", err)
 		}

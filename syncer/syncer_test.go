@@ -322,3 +322,32 @@ func TestSchedulerRunsAtStartAndEveryInterval(t *testing.T) {
 		}
 	})
 }
+
+func TestPipelinedStopsBothSides(t *testing.T) {
+	db := openStore(t)
+	// A store failure stops the listing.
+	src := &pagedSource{failAt: -1, pages: [][]mdebridge.Machine{machines(0, 2), machines(2, 4), machines(4, 6)}}
+	bad := &failingStore{MachineStore: db, failAfter: 1}
+	e, _ := syncer.New(syncer.Options{Store: db, Steps: []syncer.Step{syncer.MachinesStep{Source: src, Store: bad}}})
+	run, err := e.Run(t.Context(), syncer.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != mdebridge.StatusFailed || !strings.Contains(run.Steps[0].Error, "disk full") {
+		t.Errorf("store failure: %+v", run.Steps[0])
+	}
+}
+
+type failingStore struct {
+	mdebridge.MachineStore
+	failAfter int
+	calls     int
+}
+
+func (f *failingStore) UpsertMachines(ctx context.Context, run int64, ms []mdebridge.Machine) error {
+	f.calls++
+	if f.calls > f.failAfter {
+		return errors.New("disk full")
+	}
+	return f.MachineStore.UpsertMachines(ctx, run, ms)
+}
