@@ -113,11 +113,3 @@ type MachineStore interface {
 type MachineSource interface {
 	ListMachines(ctx context.Context, page func([]Machine) error) error
 }
-
-// Store is everything the product keeps: one implementation per database.
-type Store interface {
-	MachineStore
-	SyncStore
-	StatusStore
-	Close() error
-}

@@ -6,12 +6,15 @@ package web
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -22,8 +25,59 @@ import (
 	"github.com/mdebridge/mdebridge"
 )
 
-//go:embed openapi.json
-var openAPI []byte
+// The OpenAPI document is kept in one fragment per area (openapi/*.json),
+// merged in name order: the first fragment gives the header, every fragment
+// adds its paths and component schemas.
+//
+//go:embed openapi/*.json
+var openAPIFragments embed.FS
+
+// OpenAPI returns the merged OpenAPI document.
+func OpenAPI() ([]byte, error) {
+	names, err := fs.Glob(openAPIFragments, "openapi/*.json")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	doc := map[string]any{}
+	paths := map[string]any{}
+	schemas := map[string]any{}
+	for _, n := range names {
+		data, err := openAPIFragments.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		var frag struct {
+			OpenAPI    string                     `json:"openapi"`
+			Info       json.RawMessage            `json:"info"`
+			Paths      map[string]json.RawMessage `json:"paths"`
+			Components struct {
+				Schemas map[string]json.RawMessage `json:"schemas"`
+			} `json:"components"`
+		}
+		if err := json.Unmarshal(data, &frag); err != nil {
+			return nil, fmt.Errorf("%s: %w", n, err)
+		}
+		if frag.OpenAPI != "" {
+			doc["openapi"], doc["info"] = frag.OpenAPI, frag.Info
+		}
+		for k, v := range frag.Paths {
+			if _, dup := paths[k]; dup {
+				return nil, fmt.Errorf("%s: path %s is described twice", n, k)
+			}
+			paths[k] = v
+		}
+		for k, v := range frag.Components.Schemas {
+			if _, dup := schemas[k]; dup {
+				return nil, fmt.Errorf("%s: schema %s is described twice", n, k)
+			}
+			schemas[k] = v
+		}
+	}
+	doc["paths"] = paths
+	doc["components"] = map[string]any{"schemas": schemas}
+	return json.MarshalIndent(doc, "", "  ")
+}
 
 // Options configure a Server.
 type Options struct {
@@ -65,12 +119,16 @@ func New(opts Options) (*Server, error) {
 	if opts.BaseContext == nil {
 		opts.BaseContext = context.Background()
 	}
+	spec, err := OpenAPI()
+	if err != nil {
+		return nil, fmt.Errorf("web: openapi: %w", err)
+	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), log: opts.Logger}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(openAPI)
+		w.Write(spec)
 	})
 	s.mux.HandleFunc("GET /api/v1/machines", s.listMachines)
 	s.mux.HandleFunc("GET /api/v1/machines/{key}", s.getMachine)

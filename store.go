@@ -1,0 +1,11 @@
+package mdebridge
+
+// Store is everything the product keeps: one implementation per database,
+// each passing the storetest conformance suite. Each feature adds its own
+// interface here, one per line.
+type Store interface {
+	MachineStore
+	SyncStore
+	StatusStore
+	Close() error
+}
