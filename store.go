@@ -7,5 +7,9 @@ type Store interface {
 	MachineStore
 	SyncStore
 	StatusStore
+	ActionStore
+	AuditStore
+	BulkStore
+	IndicatorStore
 	Close() error
 }
