@@ -90,6 +90,7 @@ func New(opts Options) (*Server, error) {
 	s.limiters = ratelimit.NewGroup(s.newLimiter)
 	s.addEntraRoutes()
 	s.addMachineRoutes()
+	s.addResponseRoutes()
 	s.addControlRoutes()
 	return s, nil
 }

@@ -30,6 +30,8 @@ type Tenant struct {
 	machines []*machine
 	byID     map[string]int   // lower-case id -> index in machines
 	byName   map[string][]int // lower-case computerDnsName -> indexes
+
+	resp responseState // actions, indicators, investigations (tenant_actions.go and neighbours)
 }
 
 func newTenant(id, domain, displayName string, p *profile, now time.Time) *Tenant {
