@@ -239,7 +239,9 @@ func knownSha1(t *testing.T, emu *emulatortest.Emu, tok string) string {
 func firstLastIP(t *testing.T, emu *emulatortest.Emu, tok string) string {
 	t.Helper()
 	resp, body := emu.Get(t, "/api/machines?$top=1&$select=lastIpAddress", tok)
-	var l struct{ Value []struct{ LastIPAddress string } }
+	var l struct {
+		Value []struct{ LastIPAddress string }
+	}
 	if json.Unmarshal(body, &l); resp.StatusCode != 200 || len(l.Value) == 0 {
 		t.Fatal("no machine")
 	}
