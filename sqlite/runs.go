@@ -188,6 +188,9 @@ func (db *DB) Counts(ctx context.Context) (mdebridge.Counts, error) {
 	for name, q := range map[string]string{
 		"machines":         `SELECT count(*) FROM machines WHERE retired_at IS NULL`,
 		"machines_retired": `SELECT count(*) FROM machines WHERE retired_at IS NOT NULL`,
+		"machine_actions":  `SELECT count(*) FROM machine_actions`,
+		"indicators":       `SELECT count(*) FROM indicators WHERE retired_at IS NULL`,
+		"audit_entries":    `SELECT count(*) FROM audit_log`,
 	} {
 		var n int
 		if err := db.read.QueryRowContext(ctx, q).Scan(&n); err != nil {
