@@ -53,6 +53,8 @@ type Server struct {
 	calls     map[string]int
 	throttled int
 
+	activity activityState // control_alerts.go
+
 	gzipPool  sync.Pool
 	flatePool sync.Pool
 }
@@ -90,7 +92,9 @@ func New(opts Options) (*Server, error) {
 	s.limiters = ratelimit.NewGroup(s.newLimiter)
 	s.addEntraRoutes()
 	s.addMachineRoutes()
+	s.addAlertRoutes()
 	s.addControlRoutes()
+	s.addAlertControlRoutes()
 	return s, nil
 }
 
