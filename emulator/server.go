@@ -53,6 +53,8 @@ type Server struct {
 	calls     map[string]int
 	throttled int
 
+	activity activityState // control_alerts.go
+
 	gzipPool  sync.Pool
 	flatePool sync.Pool
 }
@@ -91,7 +93,9 @@ func New(opts Options) (*Server, error) {
 	s.addEntraRoutes()
 	s.addMachineRoutes()
 	s.addResponseRoutes()
+	s.addAlertRoutes()
 	s.addControlRoutes()
+	s.addAlertControlRoutes()
 	return s, nil
 }
 

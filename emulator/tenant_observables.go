@@ -53,9 +53,9 @@ type domainInfo struct {
 	share float64
 }
 
-// fileSpec is a file of the catalogue: its name, who signs it, what
+// catalogSpec is a file of the catalogue: its name, who signs it, what
 // Microsoft makes of it and how common it is.
-type fileSpec struct {
+type catalogSpec struct {
 	name, publisher, product, issuer string
 	determination, threat            string
 	platform                         family
@@ -66,7 +66,7 @@ type fileSpec struct {
 
 const msIssuer = "Microsoft Windows Production PCA 2011"
 
-var fileSpecs = []fileSpec{
+var catalogSpecs = []catalogSpec{
 	{"msedge.exe", "Microsoft Corporation", "Microsoft Edge", "Microsoft Code Signing PCA 2011", "Clean", "", winClient, false, 0.95, 900_000_000},
 	{"powershell.exe", "Microsoft Corporation", "Microsoft® Windows® Operating System", msIssuer, "Clean", "", winClient, false, 0.99, 1_200_000_000},
 	{"Teams.exe", "Microsoft Corporation", "Microsoft Teams", "Microsoft Code Signing PCA 2011", "Clean", "", winClient, false, 0.7, 400_000_000},
@@ -105,7 +105,7 @@ var commonDomains = []struct {
 	{"update-microsoft-check.com", 0.002}, {"login-microsoftonline-secure.com", 0.001}, {"cdn-dl-files.xyz", 0.001},
 }
 
-var surnames = []string{"smith", "jones", "garcia", "miller", "davis", "lopez", "wilson", "anderson", "thomas", "taylor",
+var accountSurnames = []string{"smith", "jones", "garcia", "miller", "davis", "lopez", "wilson", "anderson", "thomas", "taylor",
 	"moore", "martin", "lee", "perez", "white", "harris", "clark", "lewis", "robinson", "walker", "young", "allen",
 	"king", "wright", "scott", "green", "baker", "adams", "nelson", "hill", "campbell", "mitchell", "roberts", "carter"}
 
@@ -120,7 +120,7 @@ func newObservables(seed int64, p *profile) *observables {
 		return string(b)
 	}
 	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, s := range fileSpecs {
+	for _, s := range catalogSpecs {
 		f := &fileInfo{
 			SHA1: hexOf(40), SHA256: hexOf(64), MD5: hexOf(32), Name: s.name,
 			Size:             int64(20_000 + rng.IntN(40_000_000)),
@@ -163,7 +163,7 @@ func newObservables(seed int64, p *profile) *observables {
 	o.netbios = strings.ToUpper(strings.SplitN(strings.TrimPrefix(p.adDomain, "corp."), ".", 2)[0])
 	seen := map[string]bool{}
 	for len(o.users) < 400 {
-		u := firstNames[rng.IntN(len(firstNames))][:1] + surnames[rng.IntN(len(surnames))]
+		u := firstNames[rng.IntN(len(firstNames))][:1] + accountSurnames[rng.IntN(len(accountSurnames))]
 		if seen[u] {
 			u += string(rune('0' + rng.IntN(10)))
 		}

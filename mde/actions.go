@@ -1,7 +1,6 @@
 package mde
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -385,31 +384,6 @@ func (c *Client) ListInvestigations(ctx context.Context, filter string, page fun
 			}
 			return page(out)
 		})
-}
-
-// flexString decodes a string that may come as a number (indicator and
-// investigation ids are numeric strings, sometimes numbers).
-type flexString string
-
-func (s *flexString) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(b, []byte("null")) {
-		*s = ""
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		var v string
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
-		}
-		*s = flexString(v)
-		return nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("id: %s", b)
-	}
-	*s = flexString(n.String())
-	return nil
 }
 
 var _ mdebridge.MachineActionSource = (*Client)(nil)

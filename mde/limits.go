@@ -110,6 +110,10 @@ func RequiredRoles(api string) []string {
 		return []string{"Ip.Read.All"}
 	case "GET /api/domains/{domain}/stats":
 		return []string{"URL.Read.All"}
+	case "GET /api/alerts", "GET /api/alerts/{id}", "GET /api/machines/{id}/alerts":
+		return []string{"Alert.Read.All", "Alert.ReadWrite.All"}
+	case "PATCH /api/alerts/{id}", "POST /api/alerts/batchUpdate", "POST /api/alerts/CreateAlertByReference":
+		return []string{"Alert.ReadWrite.All"}
 	}
 	return nil
 }
