@@ -131,3 +131,76 @@ func TestInvestigations(t *testing.T) {
 		t.Errorf("unknown investigation: %d", resp.StatusCode)
 	}
 }
+
+// The entity alert routes find the alerts whose evidence mentions the value,
+// and what an alert saw counts in the entity's prevalence and machines.
+func TestEntityAlerts(t *testing.T) {
+	emu := emulatortest.New(t, emulatortest.WithMachines(300), emulatortest.WithAlerts(400))
+	tok := emu.AppToken(t)
+	resp, body := emu.Get(t, "/api/alerts?$expand=evidence&$top=400", tok)
+	var alerts struct {
+		Value []struct {
+			ID          string
+			MachineID   string
+			RelatedUser *struct{ UserName string }
+			Evidence    []struct {
+				EntityType, Sha1, IPAddress, URL, AccountName string
+			}
+		}
+	}
+	if json.Unmarshal(body, &alerts); resp.StatusCode != 200 || len(alerts.Value) == 0 {
+		t.Fatalf("alerts: %d", resp.StatusCode)
+	}
+	var sha1, ip, user, alertMachine string
+	for _, a := range alerts.Value {
+		for _, e := range a.Evidence {
+			switch {
+			case sha1 == "" && e.Sha1 != "":
+				sha1, alertMachine = e.Sha1, a.MachineID
+			case ip == "" && e.IPAddress != "":
+				ip = e.IPAddress
+			case user == "" && e.AccountName != "":
+				user = e.AccountName
+			}
+		}
+	}
+	if sha1 == "" || ip == "" || user == "" {
+		t.Fatalf("no evidence to look up: %q %q %q", sha1, ip, user)
+	}
+	for path, set := range map[string]string{
+		"/api/files/" + sha1 + "/alerts": "#Alerts", "/api/ips/" + ip + "/alerts": "#AlertEntitySetName",
+		"/api/users/" + url.PathEscape(user) + "/alerts": "#Alerts",
+	} {
+		resp, body := emu.Get(t, path, tok)
+		var l struct {
+			Context string `json:"@odata.context"`
+			Value   []struct {
+				ID       string
+				Evidence []json.RawMessage
+			}
+		}
+		if json.Unmarshal(body, &l); resp.StatusCode != 200 || len(l.Value) == 0 || !strings.HasSuffix(l.Context, set) || len(l.Value[0].Evidence) == 0 {
+			t.Errorf("%s: %d %d alerts, context %s", path, resp.StatusCode, len(l.Value), l.Context)
+		}
+	}
+	for _, path := range []string{"/api/files/" + strings.Repeat("0", 40) + "/alerts", "/api/domains/quiet.example/alerts", "/api/ips/192.0.2.200/alerts"} {
+		if resp, body := emu.Get(t, path, tok); resp.StatusCode != 200 || !strings.Contains(string(body), `"value":[]`) {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	if resp, _ := emu.Get(t, "/api/ips/not-an-ip/alerts", tok); resp.StatusCode != 400 {
+		t.Errorf("bad IP: %d", resp.StatusCode)
+	}
+	if resp, _ := emu.Get(t, "/api/files/"+sha1+"/alerts", emu.Token(t, "File.Read.All")); resp.StatusCode != 403 {
+		t.Errorf("file alerts without Alert.Read.All: %d", resp.StatusCode)
+	}
+	// A file only alerts know: profiled like the alert's files, seen on the alert's machine.
+	if resp, body := emu.Get(t, "/api/files/"+sha1, tok); resp.StatusCode != 200 || !strings.Contains(string(body), sha1) {
+		t.Errorf("profile of an alert's file: %d %s", resp.StatusCode, body)
+	}
+	resp, body = emu.Get(t, "/api/files/"+sha1+"/machines", tok)
+	var ms struct{ Value []struct{ ID string } }
+	if json.Unmarshal(body, &ms); resp.StatusCode != 200 || !containsID(ms.Value, alertMachine) {
+		t.Errorf("machines of an alert's file lack the alert's machine: %d", resp.StatusCode)
+	}
+}

@@ -26,6 +26,70 @@ func (s *Server) addEntityRoutes() {
 	add("/api/domains/{domain}/stats", []string{"URL.Read.All"}, s.domainStats)
 	add("/api/domains/{domain}/machines", machineRead, s.domainMachines)
 	add("/api/users/{user}/machines", machineRead, s.userMachines)
+	add("/api/files/{id}/alerts", alertRead, s.fileAlerts)
+	add("/api/ips/{ip}/alerts", alertRead, s.ipAlerts)
+	add("/api/domains/{domain}/alerts", alertRead, s.domainAlerts)
+	add("/api/users/{user}/alerts", alertRead, s.userAlerts)
+}
+
+// alertMachines returns the (lower-case) ids of the machines with alerts
+// that mention value: a file, IP or domain an alert saw was seen by its
+// machine, beyond what the catalogue says.
+func (s *Server) alertMachines(kind EntityKind, value string, now time.Time) map[string]bool {
+	out := map[string]bool{}
+	for _, a := range s.tenant.alertsMentioning(kind, value, now) {
+		out[strings.ToLower(a.MachineID)] = true
+	}
+	return out
+}
+
+// evidenceFile profiles a file the catalogue does not know but an alert's
+// evidence does, as GET /api/alerts/{id}/files profiles it.
+func (s *Server) evidenceFile(hash string, now time.Time) (fileProfile, bool) {
+	for _, a := range s.tenant.alertsMentioning(EntityFile, hash, now) {
+		for _, e := range a.alertFiles() {
+			if strings.EqualFold(e.SHA1.V, hash) || strings.EqualFold(e.SHA256.V, hash) {
+				return fileOf(e, a), true
+			}
+		}
+	}
+	return fileProfile{}, false
+}
+
+// alertCollection answers alerts (with evidence) under the given entity
+// set name: the live service names the IP alerts' set AlertEntitySetName
+// (observed/get_ip_related_alerts.json) and the others Alerts.
+func (x *exchange) alertCollection(set string, as []*alert) {
+	items := make([][]byte, len(as))
+	for i, a := range as {
+		items[i] = appendAlert(nil, a, true, nil)
+	}
+	x.writeCollection("/api/$metadata#"+set, items)
+}
+
+func (s *Server) fileAlerts(x *exchange) {
+	if h, ok := x.fileHash(false); ok {
+		x.alertCollection("Alerts", s.tenant.alertsMentioning(EntityFile, h, s.now()))
+	}
+}
+
+func (s *Server) ipAlerts(x *exchange) {
+	ip, err := netip.ParseAddr(x.param("ip"))
+	if err != nil {
+		x.mdeError(http.StatusBadRequest, "InvalidIpAddress", fmt.Sprintf("IP address %s is invalid.", x.param("ip")))
+		return
+	}
+	x.alertCollection("AlertEntitySetName", s.tenant.alertsMentioning(EntityIP, ip.String(), s.now()))
+}
+
+func (s *Server) domainAlerts(x *exchange) {
+	if d, _, ok := s.domainFromPath(x); ok {
+		x.alertCollection("Alerts", s.tenant.alertsMentioning(EntityDomain, d, s.now()))
+	}
+}
+
+func (s *Server) userAlerts(x *exchange) {
+	x.alertCollection("Alerts", s.tenant.alertsMentioning(EntityUser, x.param("user"), s.now()))
 }
 
 // lookBack reads ?lookBackHours= (default and maximum 720, 30 days).
@@ -98,6 +162,11 @@ func (s *Server) getFile(x *exchange) {
 	}
 	f := s.tenant.response().catalog.fileByHash[h]
 	if f == nil {
+		if p, ok := s.evidenceFile(h, s.now()); ok {
+			prefix := appendString([]byte(`"@odata.context":`), x.baseURL()+"/api/$metadata#Files/$entity")
+			x.odata(http.StatusOK, appendFileProfile(nil, p, prefix))
+			return
+		}
 		x.mdeError(http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("File %s was not found", x.param("id")))
 		return
 	}
@@ -114,18 +183,30 @@ func (s *Server) fileStats(x *exchange) {
 		return
 	}
 	o := s.tenant.response().catalog
+	now := s.now()
 	f := o.fileByHash[h]
 	if f == nil {
-		x.mdeError(http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("File %s was not found", x.param("id")))
-		return
+		ev, ok := s.evidenceFile(h, now)
+		if !ok {
+			x.mdeError(http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("File %s was not found", x.param("id")))
+			return
+		}
+		f = &fileInfo{SHA1: ev.SHA1, GlobalPrevalence: ev.GlobalPrevalence.V, GlobalFirst: ev.GlobalFirstObserved, GlobalLast: ev.GlobalLastObserved}
+		for _, a := range s.tenant.alertsMentioning(EntityFile, h, now) {
+			for _, e := range a.alertFiles() {
+				if f.Name == "" && (strings.EqualFold(e.SHA1.V, h) || strings.EqualFold(e.SHA256.V, h)) {
+					f.Name = e.FileName.V
+				}
+			}
+		}
 	}
-	now := s.now()
+	alerted := s.alertMachines(EntityFile, h, now)
 	var p prevalence
-	for _, m := range s.tenant.selectMachines(func(m *machine) bool { return o.hasFile(m, f) }) {
+	for _, m := range s.tenant.selectMachines(func(m *machine) bool { return o.hasFile(m, f) || alerted[strings.ToLower(m.ID)] }) {
 		p.add(m, now.Add(-window), now)
 	}
 	names := []string{}
-	if p.count > 0 {
+	if p.count > 0 && f.Name != "" {
 		names = append(names, f.Name)
 	}
 	x.entity(http.StatusOK, "microsoft.windowsDefenderATP.api.InOrgFileStats", struct {
@@ -152,10 +233,10 @@ func (s *Server) fileMachines(x *exchange) {
 	}
 	o := s.tenant.response().catalog
 	f := o.fileByHash[h]
-	var ms []*machine
-	if f != nil {
-		ms = s.tenant.selectMachines(func(m *machine) bool { return o.hasFile(m, f) })
-	}
+	alerted := s.alertMachines(EntityFile, h, s.now())
+	ms := s.tenant.selectMachines(func(m *machine) bool {
+		return f != nil && o.hasFile(m, f) || alerted[strings.ToLower(m.ID)]
+	})
 	x.writeMachineCollection(ms)
 }
 
@@ -171,8 +252,9 @@ func (s *Server) ipStats(x *exchange) {
 	}
 	o := s.tenant.response().catalog
 	now := s.now()
+	alerted := s.alertMachines(EntityIP, ip.String(), now)
 	var p prevalence
-	for _, m := range s.tenant.selectMachines(func(m *machine) bool { return o.ipSeenBy(m, ip) }) {
+	for _, m := range s.tenant.selectMachines(func(m *machine) bool { return o.ipSeenBy(m, ip) || alerted[strings.ToLower(m.ID)] }) {
 		p.add(m, now.Add(-window), now)
 	}
 	x.entity(http.StatusOK, "microsoft.windowsDefenderATP.api.InOrgIPStats", struct {
@@ -216,7 +298,7 @@ func (s *Server) domainFromPath(x *exchange) (string, *domainInfo, bool) {
 }
 
 func (s *Server) domainStats(x *exchange) {
-	_, di, ok := s.domainFromPath(x)
+	d, di, ok := s.domainFromPath(x)
 	if !ok {
 		return
 	}
@@ -224,13 +306,10 @@ func (s *Server) domainStats(x *exchange) {
 	if !ok {
 		return
 	}
+	now := s.now()
 	var p prevalence
-	if di != nil {
-		o := s.tenant.response().catalog
-		now := s.now()
-		for _, m := range s.tenant.selectMachines(func(m *machine) bool { return o.contacted(m, di) }) {
-			p.add(m, now.Add(-window), now)
-		}
+	for _, m := range s.domainMachineList(d, di, now) {
+		p.add(m, now.Add(-window), now)
 	}
 	x.entity(http.StatusOK, "microsoft.windowsDefenderATP.api.InOrgDomainStats", struct {
 		Host                   string   `json:"host"`
@@ -242,16 +321,23 @@ func (s *Server) domainStats(x *exchange) {
 }
 
 func (s *Server) domainMachines(x *exchange) {
-	_, di, ok := s.domainFromPath(x)
+	d, di, ok := s.domainFromPath(x)
 	if !ok {
 		return
 	}
-	var ms []*machine
-	if di != nil {
-		o := s.tenant.response().catalog
-		ms = s.tenant.selectMachines(func(m *machine) bool { return o.contacted(m, di) })
-	}
+	ms := s.domainMachineList(d, di, s.now())
 	x.writeMachineCollection(ms[:min(len(ms), maxDomainMachines)])
+}
+
+// domainMachineList returns the machines that contacted a domain: those
+// the catalogue says did (di, when it knows the domain) and those with
+// alerts that saw it.
+func (s *Server) domainMachineList(d string, di *domainInfo, now time.Time) []*machine {
+	o := s.tenant.response().catalog
+	alerted := s.alertMachines(EntityDomain, d, now)
+	return s.tenant.selectMachines(func(m *machine) bool {
+		return di != nil && o.contacted(m, di) || alerted[strings.ToLower(m.ID)]
+	})
 }
 
 // userMachines is GET /api/users/{user}/machines: the user is the account
@@ -259,8 +345,9 @@ func (s *Server) domainMachines(x *exchange) {
 func (s *Server) userMachines(x *exchange) {
 	user := x.param("user")
 	o := s.tenant.response().catalog
+	alerted := s.alertMachines(EntityUser, user, s.now())
 	ms := s.tenant.selectMachines(func(m *machine) bool {
-		return slices.ContainsFunc(o.usersOf(m), func(u string) bool { return strings.EqualFold(u, user) })
+		return alerted[strings.ToLower(m.ID)] || slices.ContainsFunc(o.usersOf(m), func(u string) bool { return strings.EqualFold(u, user) })
 	})
 	x.writeMachineCollection(ms)
 }

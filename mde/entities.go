@@ -172,3 +172,36 @@ func (c *Client) downloadOnce(ctx context.Context, link string, open func() (io.
 type openError struct{ err error }
 
 func (e *openError) Error() string { return e.err.Error() }
+
+// entityAlerts reads the alerts related to an entity, as MDE's raw objects
+// (with evidence): enrichment shows them as they are.
+func (c *Client) entityAlerts(ctx context.Context, api, path string) ([]json.RawMessage, error) {
+	items, err := c.collection(ctx, api, c.url(path, nil))
+	if err != nil {
+		return nil, err
+	}
+	for i := range items {
+		items[i] = stripODataContext(items[i])
+	}
+	return items, nil
+}
+
+// FileAlerts returns the alerts related to a file (SHA-1 or SHA-256).
+func (c *Client) FileAlerts(ctx context.Context, hash string) ([]json.RawMessage, error) {
+	return c.entityAlerts(ctx, "GET /api/files/{id}/alerts", "/api/files/"+url.PathEscape(hash)+"/alerts")
+}
+
+// IPAlerts returns the alerts related to an IP address.
+func (c *Client) IPAlerts(ctx context.Context, ip string) ([]json.RawMessage, error) {
+	return c.entityAlerts(ctx, "GET /api/ips/{ip}/alerts", "/api/ips/"+url.PathEscape(ip)+"/alerts")
+}
+
+// DomainAlerts returns the alerts related to a domain.
+func (c *Client) DomainAlerts(ctx context.Context, domain string) ([]json.RawMessage, error) {
+	return c.entityAlerts(ctx, "GET /api/domains/{domain}/alerts", "/api/domains/"+url.PathEscape(domain)+"/alerts")
+}
+
+// UserAlerts returns the alerts related to a user account (its name).
+func (c *Client) UserAlerts(ctx context.Context, user string) ([]json.RawMessage, error) {
+	return c.entityAlerts(ctx, "GET /api/users/{id}/alerts", "/api/users/"+url.PathEscape(user)+"/alerts")
+}

@@ -99,7 +99,8 @@ func RequiredRoles(api string) []string {
 			"Machine.Offboard", "Machine.StopAndQuarantine", "Machine.LiveResponse"}
 	case "POST /api/machines/{id}/startInvestigation":
 		return []string{"Alert.ReadWrite.All"}
-	case "GET /api/investigations", "GET /api/investigations/{id}":
+	case "GET /api/investigations", "GET /api/investigations/{id}", "GET /api/files/{id}/alerts", "GET /api/ips/{ip}/alerts",
+		"GET /api/domains/{domain}/alerts", "GET /api/users/{id}/alerts":
 		return []string{"Alert.Read.All", "Alert.ReadWrite.All"}
 	case "GET /api/indicators", "POST /api/indicators", "POST /api/indicators/import", "DELETE /api/indicators/{id}",
 		"POST /api/indicators/BatchDelete":

@@ -352,3 +352,38 @@ func FuzzDecodeIndicator(f *testing.F) {
 		}
 	})
 }
+
+func TestEntityAlertsAgainstTheEmulator(t *testing.T) {
+	emu := emulatortest.New(t, emulatortest.WithMachines(100), emulatortest.WithAlerts(200))
+	c := emuClient(t, emu, emu.AppToken(t))
+	var user string
+	ids := emu.Tenant().AlertsMentioning(emulator.EntityDomain, "nowhere.example")
+	if len(ids) != 0 {
+		t.Fatalf("alerts mention nowhere.example: %v", ids)
+	}
+	alerts, err := c.DomainAlerts(t.Context(), "nowhere.example")
+	if err != nil || len(alerts) != 0 {
+		t.Errorf("domain alerts: %v %d", err, len(alerts))
+	}
+	// Find a user an alert names and ask for it.
+	page, err := c.ListAlertsPage(t.Context(), mdebridge.AlertPageQuery{Top: 200, ExpandEvidence: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range page {
+		if a.RelatedUser != nil && a.RelatedUser.UserName != "" {
+			user = a.RelatedUser.UserName
+			break
+		}
+	}
+	if user == "" {
+		t.Skip("no alert names a user")
+	}
+	alerts, err = c.UserAlerts(t.Context(), user)
+	if err != nil || len(alerts) == 0 || bytes.Contains(alerts[0], []byte("@odata.context")) {
+		t.Errorf("user alerts: %v %d", err, len(alerts))
+	}
+	if _, err := c.IPAlerts(t.Context(), "not-an-ip"); err == nil {
+		t.Error("bad IP accepted")
+	}
+}
