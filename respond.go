@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -172,6 +173,8 @@ type Responder interface {
 	Resume(ctx context.Context, jobID, actor string, progress func(BulkProgress)) (*ActionReport, error)
 	CancelAction(ctx context.Context, actionID, comment, actor string) (*MachineAction, error)
 	ImportIndicators(ctx context.Context, imp IndicatorImport) (*IndicatorImportReport, error)
+	// ImportIndicatorFile reads a file (csv, json or stix) and imports it.
+	ImportIndicatorFile(ctx context.Context, r io.Reader, format string, imp IndicatorImport) (*IndicatorImportReport, error)
 	DeleteIndicators(ctx context.Context, keys []string, comment, actor string) ([]string, error)
 	Enrich(ctx context.Context, value string) (*Enrichment, error)
 }
