@@ -15,6 +15,7 @@ import (
 	"github.com/mdebridge/mdebridge/azure"
 	"github.com/mdebridge/mdebridge/config"
 	"github.com/mdebridge/mdebridge/mde"
+	"github.com/mdebridge/mdebridge/response"
 	"github.com/mdebridge/mdebridge/sqlite"
 	"github.com/mdebridge/mdebridge/syncer"
 )
@@ -28,10 +29,11 @@ type App struct {
 	Registry *prometheus.Registry
 	Cloud    azure.Cloud
 
-	store  *sqlite.DB
-	tokens *azure.TokenSource
-	client *mde.Client
-	engine *syncer.Engine
+	store     *sqlite.DB
+	tokens    *azure.TokenSource
+	client    *mde.Client
+	engine    *syncer.Engine
+	responder *response.Service
 }
 
 // loadConfig resolves and loads the configuration for a command.
@@ -161,6 +163,8 @@ func (a *App) Engine(ctx context.Context) (*syncer.Engine, error) {
 		DescribeError: describe,
 		Steps: []syncer.Step{
 			syncer.MachinesStep{Source: client, Store: store},
+			syncer.IndicatorsStep{Source: client, Store: store},
+			syncer.MachineActionsStep{Source: client, Store: store},
 		},
 	})
 	if err != nil {

@@ -57,7 +57,7 @@ func open(a mdebridge.MachineAction) bool { return !mdebridge.ActionFinal(a.Stat
 // one acts on a single machine: a machine action (joined or issued, then
 // waited for and its results downloaded when asked), a tag, or an
 // investigation.
-func (s *Service) one(ctx context.Context, req mdebridge.ActionRequest, op mdebridge.Operation, requestID string, t target) (mdebridge.ActionOutcome, error) {
+func (s *Service) one(ctx context.Context, req mdebridge.ActionRequest, op mdebridge.Operation, requestID string, t Target) (mdebridge.ActionOutcome, error) {
 	out := mdebridge.ActionOutcome{MachineID: t.ID, ComputerName: t.Name}
 	if err := s.record(ctx, s.audit(req, requestID, t, mdebridge.AuditRequested)); err != nil {
 		return out, err
@@ -93,7 +93,7 @@ func (s *Service) failed(ctx context.Context, out mdebridge.ActionOutcome, e *md
 // opposite, which it cancels), or asks MDE for one and joins what MDE
 // answers when it refuses a duplicate. It records the outcome in the audit
 // log and the store; a failure is in the outcome and returned.
-func (s *Service) issue(ctx context.Context, req mdebridge.ActionRequest, op mdebridge.Operation, requestID string, t target, pending []mdebridge.MachineAction) (mdebridge.ActionOutcome, error) {
+func (s *Service) issue(ctx context.Context, req mdebridge.ActionRequest, op mdebridge.Operation, requestID string, t Target, pending []mdebridge.MachineAction) (mdebridge.ActionOutcome, error) {
 	out := mdebridge.ActionOutcome{MachineID: t.ID, ComputerName: t.Name}
 	var entries []*mdebridge.AuditEntry
 	defer func() {
@@ -198,7 +198,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // synchronous runs the operations that are not machine actions: a tag
 // changes at once, an investigation starts.
-func (s *Service) synchronous(ctx context.Context, req mdebridge.ActionRequest, requestID string, t target) (mdebridge.ActionOutcome, error) {
+func (s *Service) synchronous(ctx context.Context, req mdebridge.ActionRequest, requestID string, t Target) (mdebridge.ActionOutcome, error) {
 	out := mdebridge.ActionOutcome{MachineID: t.ID, ComputerName: t.Name}
 	e := s.audit(req, requestID, t, mdebridge.AuditDone)
 	var err error
@@ -227,7 +227,7 @@ func (s *Service) synchronous(ctx context.Context, req mdebridge.ActionRequest, 
 
 // finish waits for the outcome's action to end, records how it ended, and
 // downloads its results when asked.
-func (s *Service) finish(ctx context.Context, req mdebridge.ActionRequest, requestID string, t target, out mdebridge.ActionOutcome) (mdebridge.ActionOutcome, error) {
+func (s *Service) finish(ctx context.Context, req mdebridge.ActionRequest, requestID string, t Target, out mdebridge.ActionOutcome) (mdebridge.ActionOutcome, error) {
 	a, final, err := s.wait(ctx, *out.Action, req.Timeout)
 	out.Action = &a
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 // client's limiter paces them at the documented rate, so none meets a 429.
 
 func (s *Service) startBulk(ctx context.Context, req mdebridge.ActionRequest, op mdebridge.Operation, rep *mdebridge.ActionReport,
-	targets []target, progress func(mdebridge.BulkProgress)) (*mdebridge.ActionReport, error) {
+	targets []Target, progress func(mdebridge.BulkProgress)) (*mdebridge.ActionReport, error) {
 	stored := req
 	stored.Actor = ""
 	body, err := json.Marshal(stored)
@@ -194,7 +194,7 @@ func newestOfType(as []mdebridge.MachineAction, typ string, since time.Time) *md
 // permission would fail every other target too), why.
 func (s *Service) bulkTarget(ctx context.Context, job *mdebridge.BulkJob, req mdebridge.ActionRequest, op mdebridge.Operation,
 	bt mdebridge.BulkTarget, pending []mdebridge.MachineAction) (mdebridge.ActionOutcome, string, error) {
-	t := target{ID: bt.MachineID, Name: bt.ComputerName}
+	t := Target{ID: bt.MachineID, Name: bt.ComputerName}
 	out := mdebridge.ActionOutcome{MachineID: t.ID, ComputerName: t.Name}
 	if ctx.Err() != nil {
 		return out, mdebridge.TargetSending, nil
@@ -305,7 +305,7 @@ func (s *Service) waitBulk(ctx context.Context, req mdebridge.ActionRequest, job
 			a := a
 			rep.Outcomes[i].Action = &a
 			done = append(done, &a)
-			e := s.audit(req, job.ID, target{ID: a.MachineID, Name: a.ComputerDNSName}, mdebridge.AuditCompleted)
+			e := s.audit(req, job.ID, Target{ID: a.MachineID, Name: a.ComputerDNSName}, mdebridge.AuditCompleted)
 			e.ActionID, e.Status = a.ID, a.Status
 			entries = append(entries, e)
 		}
@@ -316,7 +316,7 @@ func (s *Service) waitBulk(ctx context.Context, req mdebridge.ActionRequest, job
 		for _, a := range done {
 			i := indexOf(rep.Outcomes, a.ID)
 			if req.DownloadDir != "" && a.Status == mdebridge.ActionStatusSucceeded && (a.Type == mdebridge.ActionCollect || a.Type == mdebridge.ActionLiveResponse) {
-				t := target{ID: a.MachineID, Name: rep.Outcomes[i].ComputerName}
+				t := Target{ID: a.MachineID, Name: rep.Outcomes[i].ComputerName}
 				d, err := s.download(ctx, req, job.ID, t, *a)
 				rep.Outcomes[i].Downloads = d
 				if err != nil {

@@ -22,7 +22,7 @@ import (
 // of a collection, the result of each live response command that has one.
 // Each file is written whole or not at all, with its SHA-256 beside it
 // (FILE.sha256, in sha256sum's format) and in the audit log.
-func (s *Service) download(ctx context.Context, req mdebridge.ActionRequest, requestID string, t target, a mdebridge.MachineAction) ([]mdebridge.Download, error) {
+func (s *Service) download(ctx context.Context, req mdebridge.ActionRequest, requestID string, t Target, a mdebridge.MachineAction) ([]mdebridge.Download, error) {
 	if err := os.MkdirAll(req.DownloadDir, 0o750); err != nil {
 		return nil, fmt.Errorf("download directory: %w", err)
 	}

@@ -11,11 +11,11 @@ import (
 
 // Polling. A wait for an action of T seconds makes at most 1 + T/2 status
 // calls (one every two seconds on average) and still sees the end within
-// about a second: it skips ahead to when actions of that type usually
-// finish (learnt from the finished actions in the store), polls each
-// second around then on the calls it saved, and backs off as an overdue
-// action keeps running. TimeOut is final, like Succeeded, Failed and
-// Cancelled.
+// about a second: after one early look it skips ahead to when actions of
+// that type usually finish (learnt from the finished actions in the
+// store), polls each second around then on the calls it saved, and backs
+// off as an overdue action keeps running. TimeOut is final, like
+// Succeeded, Failed and Cancelled.
 const (
 	firstPoll     = time.Second // a fresh action id answers 404 for a moment
 	pollSlack     = 200 * time.Millisecond
@@ -27,10 +27,12 @@ const (
 // began at start, whose last call was at last, for an action expected to
 // end at expect (zero: no idea).
 func nextPoll(start, last time.Time, calls int, expect time.Time) time.Time {
-	next := last.Add(time.Second)
 	if calls == 0 {
-		next = start.Add(firstPoll)
+		// One early look, whatever the expectation: an action can end
+		// long before actions of its type usually do.
+		return start.Add(firstPoll)
 	}
+	next := last.Add(time.Second)
 	if !expect.IsZero() && next.Before(expect) {
 		next = expect.Add(pollSlack)
 	}

@@ -297,7 +297,7 @@ func (s *Service) Respond(ctx context.Context, req mdebridge.ActionRequest, prog
 }
 
 // audit makes an audit entry for a request on a target.
-func (s *Service) audit(req mdebridge.ActionRequest, requestID string, t target, result string) *mdebridge.AuditEntry {
+func (s *Service) audit(req mdebridge.ActionRequest, requestID string, t Target, result string) *mdebridge.AuditEntry {
 	return &mdebridge.AuditEntry{At: s.now(), Actor: req.Actor, Operation: req.Operation, TargetID: t.ID, TargetName: t.Name,
 		Comment: req.Comment, RequestID: requestID, Result: result, Details: details(req)}
 }
@@ -341,9 +341,9 @@ func (s *Service) CancelAction(ctx context.Context, actionID, comment, actor str
 	if actor == "" {
 		actor = "unknown"
 	}
-	t := target{}
+	t := Target{}
 	if a, err := s.opts.Store.GetMachineAction(ctx, actionID); err == nil {
-		t = target{ID: a.MachineID, Name: a.ComputerDNSName}
+		t = Target{ID: a.MachineID, Name: a.ComputerDNSName}
 	}
 	req := mdebridge.ActionRequest{Operation: "actions.cancel", Actor: actor, Comment: comment}
 	requestID := s.opts.NewID()

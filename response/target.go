@@ -11,15 +11,24 @@ import (
 	"github.com/mdebridge/mdebridge"
 )
 
-// target is a machine a request acts on.
-type target struct {
+// Target is a machine a request acts on.
+type Target struct {
 	ID   string
 	Name string
 }
 
-func (t target) isZero() bool { return t.ID == "" }
+func (t Target) isZero() bool { return t.ID == "" }
 
-func targetOf(m mdebridge.Machine) target { return target{ID: m.ID, Name: m.ComputerDNSName} }
+func targetOf(m mdebridge.Machine) Target { return Target{ID: m.ID, Name: m.ComputerDNSName} }
+
+// Resolve checks a request and returns the machines it would act on, as
+// Respond resolves them: for a confirmation prompt before the real thing.
+func (s *Service) Resolve(ctx context.Context, req mdebridge.ActionRequest) ([]Target, error) {
+	if _, err := s.normalize(&req); err != nil {
+		return nil, err
+	}
+	return s.resolve(ctx, req)
+}
 
 // resolve turns the request's targets into machines. Every name must
 // resolve to exactly one machine: an unknown one is an error with near
@@ -30,7 +39,7 @@ func targetOf(m mdebridge.Machine) target { return target{ID: m.ID, Name: m.Comp
 // machine with one name); one the store does not know is asked of MDE, so
 // that a machine onboarded since the last sync can be acted on. An IP with
 // a time (At) is MDE's findbyip: the machines that had it then.
-func (s *Service) resolve(ctx context.Context, req mdebridge.ActionRequest) ([]target, error) {
+func (s *Service) resolve(ctx context.Context, req mdebridge.ActionRequest) ([]Target, error) {
 	if req.Tag != "" || req.Group != "" {
 		ms, _, err := s.opts.Store.FindMachines(ctx, mdebridge.MachineFilter{Tag: req.Tag, RBACGroup: req.Group})
 		if err != nil {
@@ -43,13 +52,13 @@ func (s *Service) resolve(ctx context.Context, req mdebridge.ActionRequest) ([]t
 			}
 			return nil, fmt.Errorf("no synced machine has %s (the selection reads the store: run a sync first)", what)
 		}
-		out := make([]target, len(ms))
+		out := make([]Target, len(ms))
 		for i, m := range ms {
 			out[i] = targetOf(m)
 		}
 		return out, nil
 	}
-	var out []target
+	var out []Target
 	seen := map[string]bool{}
 	for _, key := range req.Targets {
 		key = strings.TrimSpace(key)
@@ -73,7 +82,7 @@ func (s *Service) resolve(ctx context.Context, req mdebridge.ActionRequest) ([]t
 	return out, nil
 }
 
-func (s *Service) resolveOne(ctx context.Context, key string, at time.Time) ([]target, error) {
+func (s *Service) resolveOne(ctx context.Context, key string, at time.Time) ([]Target, error) {
 	_, ipErr := netip.ParseAddr(key)
 	isIP := ipErr == nil
 	if isIP && !at.IsZero() {
@@ -81,7 +90,7 @@ func (s *Service) resolveOne(ctx context.Context, key string, at time.Time) ([]t
 	}
 	m, err := s.opts.Store.FindMachine(ctx, key)
 	if err == nil {
-		return []target{targetOf(*m)}, nil
+		return []Target{targetOf(*m)}, nil
 	}
 	var amb *mdebridge.AmbiguousError
 	if errors.As(err, &amb) || !errors.Is(err, mdebridge.ErrNotFound) {
@@ -102,11 +111,11 @@ func (s *Service) resolveOne(ctx context.Context, key string, at time.Time) ([]t
 	case err != nil:
 		return nil, fmt.Errorf("look %q up in MDE: %w", key, err)
 	}
-	return []target{targetOf(*got)}, nil
+	return []Target{targetOf(*got)}, nil
 }
 
 // findByIP asks MDE which machines used ip around at.
-func (s *Service) findByIP(ctx context.Context, ip string, at time.Time) ([]target, error) {
+func (s *Service) findByIP(ctx context.Context, ip string, at time.Time) ([]Target, error) {
 	ms, err := s.opts.Client.FindMachinesByIP(ctx, ip, at)
 	if err != nil {
 		return nil, fmt.Errorf("find the machine with IP %s: %w", ip, err)
@@ -115,7 +124,7 @@ func (s *Service) findByIP(ctx context.Context, ip string, at time.Time) ([]targ
 	case 0:
 		return nil, &mdebridge.NotFoundError{Kind: "machine with IP", Key: ip + " at " + at.UTC().Format(time.RFC3339)}
 	case 1:
-		return []target{targetOf(ms[0])}, nil
+		return []Target{targetOf(ms[0])}, nil
 	}
 	cands := make([]string, len(ms))
 	for i, m := range ms {
