@@ -167,6 +167,12 @@ type BulkProgress struct {
 	Failed int
 }
 
+// InputError is a request that is wrong in itself (no comment, an unknown
+// scan type, an unreadable indicator file): nothing was sent.
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string { return e.Msg }
+
 // Responder is the response service as the REST API sees it.
 type Responder interface {
 	Respond(ctx context.Context, req ActionRequest, progress func(BulkProgress)) (*ActionReport, error)
@@ -177,6 +183,8 @@ type Responder interface {
 	ImportIndicatorFile(ctx context.Context, r io.Reader, format string, imp IndicatorImport) (*IndicatorImportReport, error)
 	DeleteIndicators(ctx context.Context, keys []string, comment, actor string) ([]string, error)
 	Enrich(ctx context.Context, value string) (*Enrichment, error)
+	// EnrichAs is Enrich for a value of a given kind (file, ip, domain, url, user).
+	EnrichAs(ctx context.Context, kind, value string) (*Enrichment, error)
 }
 
 // IndicatorImport asks to submit indicators (one or many) to MDE.

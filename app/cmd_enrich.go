@@ -13,7 +13,6 @@ import (
 
 	"github.com/mdebridge/mdebridge"
 	"github.com/mdebridge/mdebridge/mde"
-	"github.com/mdebridge/mdebridge/response"
 )
 
 // cmdEnrich shows what MDE knows about a file hash, IP address, domain, URL
@@ -46,7 +45,7 @@ func cmdEnrich(ctx context.Context, env *Env, g *globals, args []string) int {
 	} else {
 		e, err = svc.Enrich(ctx, fs.Arg(0))
 	}
-	var ue *response.UsageError
+	var ue *mdebridge.InputError
 	if errors.As(err, &ue) {
 		return usageError(env, "enrich", "%s", ue.Msg)
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/mdebridge/mdebridge"
 	"github.com/mdebridge/mdebridge/indicators"
-	"github.com/mdebridge/mdebridge/response"
 )
 
 func cmdIndicators(ctx context.Context, env *Env, g *globals, args []string) int {
@@ -264,7 +263,7 @@ func indicatorsDelete(ctx context.Context, env *Env, g *globals, args []string) 
 		return fail(env, "indicators delete", err)
 	}
 	ids, err := svc.DeleteIndicators(ctx, fs.Args(), *comment, a.actor(env))
-	var ue *response.UsageError
+	var ue *mdebridge.InputError
 	if errors.As(err, &ue) {
 		return usageError(env, "indicators delete", "%s", ue.Msg)
 	}
@@ -341,7 +340,7 @@ func indicatorsImport(ctx context.Context, env *Env, g *globals, args []string) 
 
 // importFailed handles an import that failed as a whole.
 func importFailed(env *Env, name string, rep *mdebridge.IndicatorImportReport, err error) (int, bool) {
-	var ue *response.UsageError
+	var ue *mdebridge.InputError
 	switch {
 	case errors.As(err, &ue):
 		return usageError(env, name, "%s", ue.Msg), true

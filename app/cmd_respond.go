@@ -186,7 +186,7 @@ func confirm(ctx context.Context, env *Env, svc *response.Service, req mdebridge
 // respondExit words an error and picks the exit code: 0 when every target
 // succeeded, 3 when some did, 1 when none did, 2 for a bad request.
 func respondExit(env *Env, name string, rep *mdebridge.ActionReport, err error) int {
-	var ue *response.UsageError
+	var ue *mdebridge.InputError
 	if errors.As(err, &ue) {
 		return usageError(env, name, "%s", ue.Msg)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -338,5 +339,58 @@ func TestEnrichAndTagCommands(t *testing.T) {
 	r = weak.run("enrich", "office.com")
 	if r.code != 3 || !strings.Contains(r.stderr, "alerts") || !strings.Contains(r.stderr, "Alert.Read.All") {
 		t.Errorf("enrich without alert permission: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// serve's REST API acts with the responder token and refuses without it.
+func TestServeRespond(t *testing.T) {
+	emu := emulatortest.New(t, emulatortest.WithMachines(50))
+	c := newCLI(t, emu, emu.App)
+	c.mustRun("sync")
+	m := c.online()[0]
+	const tok = "a-long-responder-token-for-tests"
+	ready := make(chan string, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errb lockedBuffer
+	env := &app.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
+		if k == "MDEBRIDGE_RESPONSE_RESPONDER_TOKEN" {
+			return tok
+		}
+		return c.env[k]
+	}, Ready: func(name, addr string) { ready <- addr }}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		app.Run(ctx, env, []string{"--config", c.config, "serve", "--addr", "127.0.0.1:0", "--no-schedule"})
+	})
+	defer func() { cancel(); wg.Wait() }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not start: %s", errb.String())
+	}
+	post := func(auth, body string) (int, string) {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", "http://"+addr+"/api/v1/actions", strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	body := fmt.Sprintf(`{"operation":"scan","targets":[%q],"comment":"from the SOAR"}`, m.ComputerDNSName)
+	if code, _ := post("", body); code != 401 {
+		t.Errorf("without the token: %d", code)
+	}
+	code, resp := post(tok, body)
+	if code != 200 || !strings.Contains(resp, `"result": "created"`) {
+		t.Errorf("with the token: %d %s", code, resp)
+	}
+	if strings.Contains(errb.String(), tok) {
+		t.Error("the token is in the log")
 	}
 }

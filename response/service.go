@@ -131,13 +131,9 @@ func randomID() string {
 
 func (s *Service) now() time.Time { return s.opts.Now() }
 
-// UsageError is a request that is wrong in itself (no comment, an unknown
-// scan type): nothing was sent.
-type UsageError struct{ Msg string }
-
-func (e *UsageError) Error() string { return e.Msg }
-
-func usage(format string, args ...any) error { return &UsageError{Msg: fmt.Sprintf(format, args...)} }
+func usage(format string, args ...any) error {
+	return &mdebridge.InputError{Msg: fmt.Sprintf(format, args...)}
+}
 
 // normalize checks a request and fills its defaults. Nothing is sent for a
 // request it refuses.

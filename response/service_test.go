@@ -16,7 +16,6 @@ import (
 
 	"github.com/mdebridge/mdebridge"
 	"github.com/mdebridge/mdebridge/emulator"
-	"github.com/mdebridge/mdebridge/response"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -260,7 +259,7 @@ func TestBadInputsSendNothing(t *testing.T) {
 }
 
 func isUsage(err error) bool {
-	var u *response.UsageError
+	var u *mdebridge.InputError
 	return errors.As(err, &u)
 }
 
