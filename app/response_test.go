@@ -394,3 +394,13 @@ func TestServeRespond(t *testing.T) {
 		t.Error("the token is in the log")
 	}
 }
+
+func TestBenchIndicators(t *testing.T) {
+	r := (&cli{t: t}).run("bench", "indicators", "--indicators", "600")
+	var rep struct {
+		ImportCalls, Imported, Throttled int
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); r.code != 0 || err != nil || rep.ImportCalls != 2 || rep.Imported != 600 || rep.Throttled != 0 {
+		t.Errorf("bench indicators: exit %d %v %s %s", r.code, err, r.stdout, r.stderr)
+	}
+}

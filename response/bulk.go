@@ -107,6 +107,21 @@ func (s *Service) runBulk(ctx context.Context, job *mdebridge.BulkJob, req mdebr
 		k := strings.ToLower(a.MachineID)
 		byMachine[k] = append(byMachine[k], a)
 	}
+	// MDE does not list an action for a moment after creating it: when a
+	// target in doubt was sent just now, look again once that moment has passed.
+	if doubt := s.unresolved(job, todo, byMachine, op.ActionType, since); doubt && s.now().Sub(job.UpdatedAt) < freshInvisible {
+		if err := sleep(ctx, freshInvisible-s.now().Sub(job.UpdatedAt)); err != nil {
+			return rep, s.interrupt(ctx, job, rep, outcomes, err)
+		}
+		if existing, err = s.listActions(ctx, pendingFilter("", op.ActionType, since)); err != nil {
+			return rep, s.interrupt(ctx, job, rep, outcomes, err)
+		}
+		clear(byMachine)
+		for _, a := range existing {
+			k := strings.ToLower(a.MachineID)
+			byMachine[k] = append(byMachine[k], a)
+		}
+	}
 	var resolved []mdebridge.BulkTarget
 	var send []int
 	for _, i := range todo {
@@ -175,6 +190,20 @@ feed:
 		return rep, s.waitBulk(ctx, req, job, rep)
 	}
 	return rep, nil
+}
+
+// freshInvisible is how long a new action may take to be listed.
+const freshInvisible = 5 * time.Second
+
+// unresolved reports whether some target in doubt has no action listed.
+func (s *Service) unresolved(job *mdebridge.BulkJob, todo []int, byMachine map[string][]mdebridge.MachineAction, typ string, since time.Time) bool {
+	for _, i := range todo {
+		t := job.Targets[i]
+		if t.State == mdebridge.TargetSending && newestOfType(byMachine[strings.ToLower(t.MachineID)], typ, since) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // newestOfType returns the newest action of typ created at or after since.

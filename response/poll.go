@@ -11,10 +11,10 @@ import (
 
 // Polling. A wait for an action of T seconds makes at most 1 + T/2 status
 // calls (one every two seconds on average) and still sees the end within
-// about a second: after one early look it skips ahead to when actions of
-// that type usually finish (learnt from the finished actions in the
-// store), polls each second around then on the calls it saved, and backs
-// off as an overdue action keeps running. TimeOut is final, like
+// about a second: after one early look it skips ahead to shortly before
+// actions of that type usually finish (learnt from the finished actions in
+// the store), polls each second around then on the calls it saved, and
+// backs off as an overdue action keeps running. TimeOut is final, like
 // Succeeded, Failed and Cancelled.
 const (
 	firstPoll     = time.Second // a fresh action id answers 404 for a moment
@@ -33,14 +33,21 @@ func nextPoll(start, last time.Time, calls int, expect time.Time) time.Time {
 		return start.Add(firstPoll)
 	}
 	next := last.Add(time.Second)
-	if !expect.IsZero() && next.Before(expect) {
-		next = expect.Add(pollSlack)
+	if !expect.IsZero() {
+		// Skip ahead to a window around the expected end, a quarter of the
+		// expected duration wide before it (estimates err both ways), on a
+		// one-second grid that has a poll just after the expected end.
+		lead := expect.Sub(start) / 4
+		dense := expect.Add(pollSlack).Add(-lead.Truncate(time.Second))
+		if next.Before(dense) {
+			next = dense
+		}
 	}
-	// Back off as the action runs past its expected end (or as the wait
-	// grows, without an expectation).
+	// Back off once the action runs well past its expected end (half the
+	// expected duration again), or as the wait grows without an expectation.
 	from := start
 	if expect.After(from) {
-		from = expect
+		from = expect.Add(expect.Sub(start) / 2)
 	}
 	if overdue := last.Sub(from); overdue > 0 {
 		if gap := min(overdue/10, maxPollGap); last.Add(gap).After(next) {

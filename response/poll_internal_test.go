@@ -41,6 +41,8 @@ func TestPollBudgetAndLatency(t *testing.T) {
 			{"accurate", T, time.Second, [2]time.Duration{0, 24 * time.Hour}},
 			{"slightly early", T - 400*time.Millisecond, time.Second, [2]time.Duration{5 * time.Second, 24 * time.Hour}},
 			{"slightly late", T + 400*time.Millisecond, time.Second, [2]time.Duration{0, 24 * time.Hour}},
+			{"a fifth too long", T * 6 / 5, time.Second, [2]time.Duration{10 * time.Second, 10 * time.Minute}},
+			{"a fifth too short", T * 4 / 5, time.Second, [2]time.Duration{10 * time.Second, 10 * time.Minute}},
 			{"none", 0, 2 * time.Second, [2]time.Duration{0, 20 * time.Second}},
 			{"far too short", T / 3, 2 * time.Second, [2]time.Duration{0, 20 * time.Second}},
 		} {
