@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,6 +30,7 @@ type App struct {
 	Cloud    azure.Cloud
 
 	store  *sqlite.DB
+	http   *http.Client
 	tokens *azure.TokenSource
 	client *mde.Client
 	engine *syncer.Engine
@@ -95,12 +97,26 @@ func (a *App) Store(ctx context.Context) (*sqlite.DB, error) {
 	return db, nil
 }
 
+// HTTPClient is the client for every Microsoft endpoint: the system's CAs
+// plus azure.ca_file.
+func (a *App) HTTPClient() (*http.Client, error) {
+	if a.http != nil {
+		return a.http, nil
+	}
+	c, err := azure.NewHTTPClient(a.Config.Azure.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	a.http = c
+	return c, nil
+}
+
 // Tokens builds the credential on first use.
 func (a *App) Tokens() (*azure.TokenSource, error) {
 	if a.tokens != nil {
 		return a.tokens, nil
 	}
-	httpClient, err := azure.NewHTTPClient(a.Config.Azure.CAFile)
+	httpClient, err := a.HTTPClient()
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +142,7 @@ func (a *App) MDE() (*mde.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	httpClient, err := azure.NewHTTPClient(a.Config.Azure.CAFile)
+	httpClient, err := a.HTTPClient()
 	if err != nil {
 		return nil, err
 	}
