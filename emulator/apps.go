@@ -21,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mdebridge/mdebridge/internal/atomicfile"
 )
 
 // AppSpec describes an application registration to create in the tenant,
@@ -172,7 +174,7 @@ func (r *appRegistry) saveLocked() error {
 	if err := os.MkdirAll(filepath.Dir(r.path), 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(r.path, append(data, '\n'), 0o600)
+	return atomicfile.Write(r.path, append(data, '\n'), 0o600)
 }
 
 // create registers an app and returns its credentials; the secret or private
