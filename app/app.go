@@ -129,7 +129,7 @@ func (a *App) Tokens() (*azure.TokenSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
-	a.tokens = azure.NewTokenSource(cred, a.Cloud.MDEScope())
+	a.tokens = azure.NewTokenSource(cred, a.Cloud.MDEScope(), az.AuthKind())
 	return a.tokens, nil
 }
 
