@@ -91,6 +91,7 @@ func New(opts Options) (*Server, error) {
 	s.tenant.setClock(s.now)
 	s.limiters = ratelimit.NewGroup(s.newLimiter)
 	s.addEntraRoutes()
+	s.addManagedIdentityRoutes()
 	s.addMachineRoutes()
 	s.addResponseRoutes()
 	s.addAlertRoutes()
@@ -111,6 +112,11 @@ func (s *Server) CreateApp(spec AppSpec) (AppCredentials, error) {
 	creds, err := s.apps.create(spec, s.tenant.ID(), s.now())
 	if err != nil {
 		return AppCredentials{}, err
+	}
+	if spec.Credential == "federated" {
+		if creds.FederatedToken, err = s.federatedToken(s.apps.get(creds.ClientID)); err != nil {
+			return AppCredentials{}, fmt.Errorf("create app: %w", err)
+		}
 	}
 	s.log.Info("emulator: app created", "clientId", creds.ClientID, "roles", spec.Roles, "credential", orDefault(spec.Credential, "secret"))
 	return creds, nil
