@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mdebridge/mdebridge"
-	"github.com/mdebridge/mdebridge/azure"
 	"github.com/mdebridge/mdebridge/emulator"
 	"github.com/mdebridge/mdebridge/mde"
 	"github.com/mdebridge/mdebridge/ratelimit"
@@ -66,7 +65,7 @@ func startBench(ctx context.Context, env *Env, g *globals, name string, machines
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		hc, err := azure.NewHTTPClient(a.Config.Azure.CAFile)
+		hc, err := a.HTTPClient()
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/mdebridge/mdebridge"
+	"github.com/mdebridge/mdebridge/internal/atomicfile"
 	"github.com/mdebridge/mdebridge/mde"
 )
 
@@ -123,7 +124,7 @@ func (s *Service) fetch(ctx context.Context, dst string, link func() (string, er
 		return mdebridge.Download{}, err
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	if err := os.WriteFile(dst+".sha256", []byte(sum+"  "+filepath.Base(dst)+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(dst+".sha256", []byte(sum+"  "+filepath.Base(dst)+"\n"), 0o644); err != nil {
 		return mdebridge.Download{}, err
 	}
 	return mdebridge.Download{Path: dst, SHA256: sum, Bytes: n}, nil
