@@ -2,6 +2,7 @@ package syncer_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -13,9 +14,13 @@ import (
 type fakeIndicators struct {
 	list   []mdebridge.Indicator
 	during func() // runs in the middle of a listing
+	err    error  // refuses the listing
 }
 
 func (f *fakeIndicators) ListIndicators(ctx context.Context, page func([]mdebridge.Indicator) error) error {
+	if f.err != nil {
+		return f.err
+	}
 	if f.during != nil {
 		f.during()
 	}
@@ -53,6 +58,32 @@ func TestIndicatorsStepRetiresDeletedKeepsPushed(t *testing.T) {
 	}
 	if c, _ := db.Counts(t.Context()); c["indicators"] != 5 {
 		t.Errorf("live indicators: %v", c)
+	}
+}
+
+// Without Ti.ReadWrite the step neither fails the sync nor retires what an
+// earlier, permitted sync stored.
+func TestIndicatorsStepWithoutPermission(t *testing.T) {
+	db := openStore(t)
+	src := &fakeIndicators{list: []mdebridge.Indicator{storetest.Indicator(1), storetest.Indicator(2)}}
+	e, err := syncer.New(syncer.Options{Store: db, Steps: []syncer.Step{syncer.IndicatorsStep{Source: src, Store: db}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Run(t.Context(), syncer.RunOptions{Trigger: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	src.err = &mdebridge.PermissionError{API: "GET /api/indicators", Missing: []string{"Ti.ReadWrite", "Ti.ReadWrite.All"}}
+	run, err := e.Run(t.Context(), syncer.RunOptions{Trigger: "test"})
+	if err != nil || run.Status != mdebridge.StatusSucceeded || run.Steps[0].Items != 0 || run.Steps[0].Retired != 0 {
+		t.Fatalf("without permission: %v %+v", err, run)
+	}
+	if c, _ := db.Counts(t.Context()); c["indicators"] != 2 {
+		t.Errorf("live indicators: %v", c)
+	}
+	src.err = errors.New("connection reset")
+	if run, _ := e.Run(t.Context(), syncer.RunOptions{Trigger: "test"}); run.Status != mdebridge.StatusFailed {
+		t.Errorf("another error: %+v", run)
 	}
 }
 
