@@ -27,27 +27,23 @@ func (IndicatorsStep) Needs() []string { return nil }
 //
 // MDE has no read-only indicator permission for applications: reading them
 // takes Ti.ReadWrite(.All), which an inventory-only deployment does not
-// grant. Refused outright, the step logs what is missing (doctor names it
-// too) and leaves the stored indicators alone rather than fail every sync.
+// grant. Refused, the step is not-permitted (it names the permission and
+// does not fail the run) and leaves the stored indicators alone.
 func (s IndicatorsStep) Run(ctx context.Context, r *StepRun) error {
 	now := s.Now
 	if now == nil {
 		now = time.Now
 	}
 	start := now()
-	stored := 0
 	err := pipelined(ctx, s.Source.ListIndicators, func(page []mdebridge.Indicator) error {
 		if err := s.Store.UpsertIndicators(ctx, r.RunID, page); err != nil {
 			return fmt.Errorf("store indicators: %w", err)
 		}
-		stored += len(page)
 		r.AddItems(len(page))
 		return nil
 	})
-	var denied *mdebridge.PermissionError
-	if errors.As(err, &denied) && stored == 0 {
-		r.Logger.Warn("indicators not synced: permission missing", "err", denied)
-		return nil
+	if denied := (*mdebridge.PermissionError)(nil); errors.As(err, &denied) {
+		return NotPermitted(err)
 	}
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package syncer_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,8 +62,8 @@ func TestIndicatorsStepRetiresDeletedKeepsPushed(t *testing.T) {
 	}
 }
 
-// Without Ti.ReadWrite the step neither fails the sync nor retires what an
-// earlier, permitted sync stored.
+// Without Ti.ReadWrite the step is not-permitted: it retires nothing an
+// earlier, permitted sync stored, and a run of it alone has done nothing.
 func TestIndicatorsStepWithoutPermission(t *testing.T) {
 	db := openStore(t)
 	src := &fakeIndicators{list: []mdebridge.Indicator{storetest.Indicator(1), storetest.Indicator(2)}}
@@ -75,8 +76,9 @@ func TestIndicatorsStepWithoutPermission(t *testing.T) {
 	}
 	src.err = &mdebridge.PermissionError{API: "GET /api/indicators", Missing: []string{"Ti.ReadWrite", "Ti.ReadWrite.All"}}
 	run, err := e.Run(t.Context(), syncer.RunOptions{Trigger: "test"})
-	if err != nil || run.Status != mdebridge.StatusSucceeded || run.Steps[0].Items != 0 || run.Steps[0].Retired != 0 {
-		t.Fatalf("without permission: %v %+v", err, run)
+	if err != nil || run.Status != mdebridge.StatusFailed || run.Steps[0].Status != mdebridge.StatusNotPermitted ||
+		!strings.Contains(run.Steps[0].Error, "Ti.ReadWrite.All") || run.Steps[0].Retired != 0 {
+		t.Fatalf("without permission, alone: %v %+v", err, run)
 	}
 	if c, _ := db.Counts(t.Context()); c["indicators"] != 2 {
 		t.Errorf("live indicators: %v", c)
@@ -134,5 +136,30 @@ func TestMachineActionsStepIsIncremental(t *testing.T) {
 	}
 	if _, err := e.Run(t.Context(), syncer.RunOptions{Trigger: "test", Full: true}); err != nil || !src.since[2].IsZero() {
 		t.Errorf("a full run lists everything: %v %v", err, src.since)
+	}
+}
+
+// A not-permitted step (an optional feature the app is not granted) leaves
+// the run succeeded, or failed when the others fail; its dependents are not
+// permitted either.
+func TestNotPermittedDoesNotCount(t *testing.T) {
+	denied := syncer.NotPermitted(&mdebridge.PermissionError{API: "GET /api/x", Missing: []string{"X.Read.All"}})
+	for _, tt := range []struct {
+		other error
+		want  mdebridge.Status
+	}{{nil, mdebridge.StatusSucceeded}, {errors.New("boom"), mdebridge.StatusFailed}} {
+		e, err := syncer.New(syncer.Options{Store: openStore(t), Steps: []syncer.Step{
+			fakeStep{name: "a", run: func(context.Context, *syncer.StepRun) error { return tt.other }},
+			fakeStep{name: "b", run: func(context.Context, *syncer.StepRun) error { return denied }},
+			fakeStep{name: "c", needs: []string{"b"}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := e.Run(t.Context(), syncer.RunOptions{Trigger: "test"})
+		if err != nil || run.Status != tt.want || run.Steps[1].Status != mdebridge.StatusNotPermitted ||
+			!strings.Contains(run.Steps[1].Error, "X.Read.All") || run.Steps[2].Status != mdebridge.StatusNotPermitted {
+			t.Errorf("other step %v: %v %+v", tt.other, err, run)
+		}
 	}
 }
