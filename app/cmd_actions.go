@@ -94,31 +94,11 @@ func actionsList(ctx context.Context, env *Env, g *globals, args []string) int {
 	if err != nil {
 		return fail(env, "actions list", err)
 	}
-	switch *out {
-	case "json":
-		err = writeRawArray(env.Stdout, actionRaws(list))
-	case "jsonl":
-		err = writeRawLines(env.Stdout, actionRaws(list))
-	case "csv":
-		err = writeCSV(env.Stdout, actionColumns, list)
-	default:
-		err = writeTable(env.Stdout, actionColumns, list)
-		if err == nil && total > len(list) {
-			fmt.Fprintf(env.Stderr, "(%d of %d actions shown)\n", len(list), total)
-		}
-	}
+	err = writeList(env, *out, "actions", list, total, actionColumns, func(a mdebridge.MachineAction) json.RawMessage { return a.Raw })
 	if err != nil {
 		return fail(env, "actions list", err)
 	}
 	return ExitOK
-}
-
-func actionRaws(as []mdebridge.MachineAction) []json.RawMessage {
-	out := make([]json.RawMessage, len(as))
-	for i, a := range as {
-		out[i] = a.Raw
-	}
-	return out
 }
 
 // actionsShow shows one action as MDE has it now (and keeps it in the store).

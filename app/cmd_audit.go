@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"time"
 
@@ -46,9 +45,6 @@ func cmdAudit(ctx context.Context, env *Env, g *globals, args []string) int {
 	if err != nil {
 		return fail(env, "audit", err)
 	}
-	if es == nil {
-		es = []mdebridge.AuditEntry{}
-	}
 	cols := []column[mdebridge.AuditEntry]{
 		{"AT", func(e mdebridge.AuditEntry) string { return e.At.UTC().Format(time.RFC3339) }},
 		{"ACTOR", func(e mdebridge.AuditEntry) string { return e.Actor }},
@@ -66,21 +62,7 @@ func cmdAudit(ctx context.Context, env *Env, g *globals, args []string) int {
 		{"ACTION", func(e mdebridge.AuditEntry) string { return e.ActionID }},
 		{"ERROR", func(e mdebridge.AuditEntry) string { return e.Error }},
 	}
-	switch *out {
-	case "json":
-		err = writeJSON(env.Stdout, es)
-	case "jsonl":
-		enc := json.NewEncoder(env.Stdout)
-		for _, e := range es {
-			if err = enc.Encode(e); err != nil {
-				break
-			}
-		}
-	case "csv":
-		err = writeCSV(env.Stdout, cols, es)
-	default:
-		err = writeTable(env.Stdout, cols, es)
-	}
+	err = writeList(env, *out, "entries", es, len(es), cols, marshalled)
 	if err != nil {
 		return fail(env, "audit", err)
 	}

@@ -84,23 +84,7 @@ func indicatorsList(ctx context.Context, env *Env, g *globals, args []string) in
 	if err != nil {
 		return fail(env, "indicators list", err)
 	}
-	raws := make([]json.RawMessage, len(list))
-	for i, in := range list {
-		raws[i] = in.Raw
-	}
-	switch *out {
-	case "json":
-		err = writeRawArray(env.Stdout, raws)
-	case "jsonl":
-		err = writeRawLines(env.Stdout, raws)
-	case "csv":
-		err = writeCSV(env.Stdout, indicatorColumns, list)
-	default:
-		err = writeTable(env.Stdout, indicatorColumns, list)
-		if err == nil && total > len(list) {
-			fmt.Fprintf(env.Stderr, "(%d of %d indicators shown)\n", len(list), total)
-		}
-	}
+	err = writeList(env, *out, "indicators", list, total, indicatorColumns, func(in mdebridge.Indicator) json.RawMessage { return in.Raw })
 	if err != nil {
 		return fail(env, "indicators list", err)
 	}
