@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mdebridge/mdebridge/emulator/odata"
@@ -117,16 +116,7 @@ func (s *Server) getInvestigation(x *exchange) {
 }
 
 func (s *Server) startInvestigation(x *exchange) {
-	body, ok := x.readBody("Comment")
-	if !ok {
-		return
-	}
-	comment, ok := x.bodyString(body, "Comment")
-	if !ok {
-		return
-	}
-	if strings.TrimSpace(comment) == "" {
-		x.mdeError(http.StatusBadRequest, "MissingRequiredParameter", "Parameter Comment is missing.")
+	if _, _, ok := x.readComment("Comment"); !ok {
 		return
 	}
 	id := x.param("id")

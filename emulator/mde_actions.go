@@ -57,16 +57,8 @@ func (s *Server) postAction(x *exchange, typ string, fields []string) {
 		x.forbidden(machineRead)
 		return
 	}
-	body, ok := x.readBody(fields...)
+	body, comment, ok := x.readComment(fields...)
 	if !ok {
-		return
-	}
-	comment, ok := x.bodyString(body, "Comment")
-	if !ok {
-		return
-	}
-	if strings.TrimSpace(comment) == "" {
-		x.mdeError(http.StatusBadRequest, "MissingRequiredParameter", "Parameter Comment is missing.")
 		return
 	}
 	req := actionRequest{Type: typ, Comment: comment, Requestor: x.requestor()}
@@ -240,6 +232,24 @@ func (s *Server) actionFromPath(x *exchange) *machineAction {
 	return a
 }
 
+// readComment reads a request body of fields, Comment among them, which
+// MDE's response endpoints require and refuse blank.
+func (x *exchange) readComment(fields ...string) (map[string]json.RawMessage, string, bool) {
+	body, ok := x.readBody(fields...)
+	if !ok {
+		return nil, "", false
+	}
+	comment, ok := x.bodyString(body, "Comment")
+	if !ok {
+		return nil, "", false
+	}
+	if strings.TrimSpace(comment) == "" {
+		x.mdeError(http.StatusBadRequest, "MissingRequiredParameter", "Parameter Comment is missing.")
+		return nil, "", false
+	}
+	return body, comment, true
+}
+
 func (s *Server) getAction(x *exchange) {
 	if a := s.actionFromPath(x); a != nil {
 		x.writeAction(http.StatusOK, a)
@@ -247,16 +257,8 @@ func (s *Server) getAction(x *exchange) {
 }
 
 func (s *Server) cancelAction(x *exchange) {
-	body, ok := x.readBody("Comment")
+	_, comment, ok := x.readComment("Comment")
 	if !ok {
-		return
-	}
-	comment, ok := x.bodyString(body, "Comment")
-	if !ok {
-		return
-	}
-	if strings.TrimSpace(comment) == "" {
-		x.mdeError(http.StatusBadRequest, "MissingRequiredParameter", "Parameter Comment is missing.")
 		return
 	}
 	a := s.actionFromPath(x)

@@ -51,7 +51,7 @@ func (db *DB) UpsertMachineActions(ctx context.Context, actions []mdebridge.Mach
 
 const actionCols = `id, fields, raw`
 
-func scanAction(rows interface{ Scan(...any) error }) (mdebridge.MachineAction, error) {
+func scanAction(rows rowScanner) (mdebridge.MachineAction, error) {
 	var id, fields, raw string
 	if err := rows.Scan(&id, &fields, &raw); err != nil {
 		return mdebridge.MachineAction{}, err
@@ -66,49 +66,20 @@ func scanAction(rows interface{ Scan(...any) error }) (mdebridge.MachineAction, 
 
 // FindMachineActions returns matching actions, newest first.
 func (db *DB) FindMachineActions(ctx context.Context, f mdebridge.ActionFilter) ([]mdebridge.MachineAction, int, error) {
-	var conds []string
-	var args []any
-	add := func(c string, a any) { conds, args = append(conds, c), append(args, a) }
+	var c conditions
 	if f.MachineID != "" {
-		add(`machine_id = ?`, strings.ToLower(f.MachineID))
+		c.add(`machine_id = ?`, strings.ToLower(f.MachineID))
 	}
 	if f.Type != "" {
-		add(`type = ? COLLATE NOCASE`, f.Type)
+		c.add(`type = ? COLLATE NOCASE`, f.Type)
 	}
 	if f.Status != "" {
-		add(`status = ? COLLATE NOCASE`, f.Status)
+		c.add(`status = ? COLLATE NOCASE`, f.Status)
 	}
 	if !f.Since.IsZero() {
-		add(`creation_time >= ?`, fmtTime(f.Since))
+		c.add(`creation_time >= ?`, fmtTime(f.Since))
 	}
-	where := ""
-	if len(conds) > 0 {
-		where = " WHERE " + strings.Join(conds, " AND ")
-	}
-	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer tx.Rollback()
-	var total int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM machine_actions`+where, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count machine actions: %w", err)
-	}
-	q := `SELECT ` + actionCols + ` FROM machine_actions` + where + ` ORDER BY creation_time DESC, id` + limitOffset(f.Limit, f.Offset)
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("query machine actions: %w", err)
-	}
-	defer rows.Close()
-	var out []mdebridge.MachineAction
-	for rows.Next() {
-		a, err := scanAction(rows)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, a)
-	}
-	return out, total, rows.Err()
+	return findPage(ctx, db, "machine_actions", actionCols, c, ` ORDER BY creation_time DESC, id`+limitOffset(f.Limit, f.Offset), scanAction)
 }
 
 // GetMachineAction returns one action by id.

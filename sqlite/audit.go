@@ -44,48 +44,47 @@ func (db *DB) AppendAudit(ctx context.Context, entries ...*mdebridge.AuditEntry)
 
 // FindAudit returns matching audit entries, newest first.
 func (db *DB) FindAudit(ctx context.Context, f mdebridge.AuditFilter) ([]mdebridge.AuditEntry, error) {
-	var conds []string
-	var args []any
-	add := func(c string, a any) { conds, args = append(conds, c), append(args, a) }
+	var c conditions
 	if !f.Since.IsZero() {
-		add(`at >= ?`, fmtTime(f.Since))
+		c.add(`at >= ?`, fmtTime(f.Since))
 	}
 	if f.Actor != "" {
-		add(`actor = ?`, f.Actor)
+		c.add(`actor = ?`, f.Actor)
 	}
 	if f.TargetID != "" {
-		add(`target_id = ? COLLATE NOCASE`, f.TargetID)
+		c.add(`target_id = ? COLLATE NOCASE`, f.TargetID)
 	}
 	if f.RequestID != "" {
-		add(`request_id = ?`, f.RequestID)
+		c.add(`request_id = ?`, f.RequestID)
 	}
 	if f.Operation != "" {
-		add(`operation = ?`, f.Operation)
+		c.add(`operation = ?`, f.Operation)
 	}
-	q := `SELECT id, at, actor, operation, target_id, target_name, comment, request_id, action_id, result, status, error, details FROM audit_log`
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
 	}
-	rows, err := db.read.QueryContext(ctx, q+` ORDER BY id DESC`+limitOffset(f.Limit, 0), args...)
+	defer tx.Rollback()
+	out, err := queryAll(ctx, tx, scanAudit, `SELECT id, at, actor, operation, target_id, target_name, comment, request_id,
+		action_id, result, status, error, details FROM audit_log`+c.where()+` ORDER BY id DESC`+limitOffset(f.Limit, 0), c.args...)
 	if err != nil {
 		return nil, fmt.Errorf("query audit log: %w", err)
 	}
-	defer rows.Close()
-	var out []mdebridge.AuditEntry
-	for rows.Next() {
-		var e mdebridge.AuditEntry
-		var at, details string
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Operation, &e.TargetID, &e.TargetName, &e.Comment, &e.RequestID,
-			&e.ActionID, &e.Result, &e.Status, &e.Error, &details); err != nil {
-			return nil, err
-		}
-		e.At = parseTime(at)
-		if details != "" {
-			e.Details = []byte(details)
-		}
-		out = append(out, e)
+	return out, nil
+}
+
+func scanAudit(row rowScanner) (mdebridge.AuditEntry, error) {
+	var e mdebridge.AuditEntry
+	var at, details string
+	if err := row.Scan(&e.ID, &at, &e.Actor, &e.Operation, &e.TargetID, &e.TargetName, &e.Comment, &e.RequestID,
+		&e.ActionID, &e.Result, &e.Status, &e.Error, &details); err != nil {
+		return e, err
 	}
-	return out, rows.Err()
+	e.At = parseTime(at)
+	if details != "" {
+		e.Details = []byte(details)
+	}
+	return e, nil
 }
 
 // CreateBulkJob records a job and its targets in one transaction.
@@ -164,7 +163,7 @@ func (db *DB) SetBulkJobStatus(ctx context.Context, jobID, status string) error 
 
 const bulkJobCols = `id, operation, request, actor, comment, status, created_at, updated_at`
 
-func scanBulkJob(row interface{ Scan(...any) error }) (mdebridge.BulkJob, error) {
+func scanBulkJob(row rowScanner) (mdebridge.BulkJob, error) {
 	var j mdebridge.BulkJob
 	var req, created, updated string
 	if err := row.Scan(&j.ID, &j.Operation, &req, &j.Actor, &j.Comment, &j.Status, &created, &updated); err != nil {
@@ -215,25 +214,12 @@ func (db *DB) ListBulkJobs(ctx context.Context, limit int) ([]mdebridge.BulkJob,
 		return nil, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT `+bulkJobCols+` FROM bulk_jobs ORDER BY created_at DESC, id`+limitOffset(limit, 0))
+	jobs, err := queryAll(ctx, tx, scanBulkJob, `SELECT `+bulkJobCols+` FROM bulk_jobs ORDER BY created_at DESC, id`+limitOffset(limit, 0))
 	if err != nil {
 		return nil, err
 	}
-	var jobs []mdebridge.BulkJob
-	for rows.Next() {
-		j, err := scanBulkJob(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		j.Counts = map[string]int{}
-		jobs = append(jobs, j)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
 	for i := range jobs {
+		jobs[i].Counts = map[string]int{}
 		counts, err := tx.QueryContext(ctx, `SELECT state, count(*) FROM bulk_targets WHERE job_id = ? GROUP BY state`, jobs[i].ID)
 		if err != nil {
 			return nil, err

@@ -86,7 +86,7 @@ func (db *DB) RetireIndicators(ctx context.Context, ids []string) error {
 	return tx.Commit()
 }
 
-func scanIndicator(rows interface{ Scan(...any) error }) (mdebridge.Indicator, error) {
+func scanIndicator(rows rowScanner) (mdebridge.Indicator, error) {
 	var id, fields, raw, synced string
 	var retired sql.NullString
 	if err := rows.Scan(&id, &fields, &raw, &synced, &retired); err != nil {
@@ -108,56 +108,23 @@ const indicatorCols = `id, fields, raw, synced_at, retired_at`
 
 // FindIndicators returns matching indicators, newest first, and the total.
 func (db *DB) FindIndicators(ctx context.Context, f mdebridge.IndicatorFilter) ([]mdebridge.Indicator, int, error) {
-	var conds []string
-	var args []any
-	add := func(c string, a ...any) { conds, args = append(conds, c), append(args, a...) }
+	var c conditions
 	if !f.IncludeRetired {
-		add(`retired_at IS NULL`)
+		c.add(`retired_at IS NULL`)
 	}
 	if f.Type != "" {
-		add(`indicator_type = ? COLLATE NOCASE`, f.Type)
+		c.add(`indicator_type = ? COLLATE NOCASE`, f.Type)
 	}
 	if f.Action != "" {
-		add(`action = ? COLLATE NOCASE`, f.Action)
+		c.add(`action = ? COLLATE NOCASE`, f.Action)
 	}
 	if f.Severity != "" {
-		add(`severity = ? COLLATE NOCASE`, f.Severity)
+		c.add(`severity = ? COLLATE NOCASE`, f.Severity)
 	}
 	if f.Value != "" {
-		add(`indicator_value LIKE ? ESCAPE '\'`, "%"+likeEscape(f.Value)+"%")
+		c.add(`indicator_value LIKE ? ESCAPE '\'`, "%"+likeEscape(f.Value)+"%")
 	}
-	where := ""
-	if len(conds) > 0 {
-		where = " WHERE " + strings.Join(conds, " AND ")
-	}
-	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer tx.Rollback()
-	var total int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM indicators`+where, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count indicators: %w", err)
-	}
-	out, err := queryIndicators(ctx, tx, where+` ORDER BY creation_time DESC, id`+limitOffset(f.Limit, f.Offset), args...)
-	return out, total, err
-}
-
-func queryIndicators(ctx context.Context, tx *sql.Tx, tail string, args ...any) ([]mdebridge.Indicator, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT `+indicatorCols+` FROM indicators`+tail, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query indicators: %w", err)
-	}
-	defer rows.Close()
-	var out []mdebridge.Indicator
-	for rows.Next() {
-		in, err := scanIndicator(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, in)
-	}
-	return out, rows.Err()
+	return findPage(ctx, db, "indicators", indicatorCols, c, ` ORDER BY creation_time DESC, id`+limitOffset(f.Limit, f.Offset), scanIndicator)
 }
 
 // FindIndicator looks one live indicator up by id or by value.
@@ -169,7 +136,7 @@ func (db *DB) FindIndicator(ctx context.Context, key string) (*mdebridge.Indicat
 	}
 	defer tx.Rollback()
 	for _, cond := range []string{`id = ?`, `indicator_value = ? COLLATE NOCASE`} {
-		ins, err := queryIndicators(ctx, tx, ` WHERE retired_at IS NULL AND `+cond+` ORDER BY id LIMIT 20`, key)
+		ins, err := queryAll(ctx, tx, scanIndicator, `SELECT `+indicatorCols+` FROM indicators WHERE retired_at IS NULL AND `+cond+` ORDER BY id LIMIT 20`, key)
 		if err != nil {
 			return nil, err
 		}
