@@ -92,19 +92,7 @@ func IsActiveRequest(err error) bool {
 }
 
 func (c *Client) actionCall(ctx context.Context, r request) (*mdebridge.MachineAction, error) {
-	var a mdebridge.MachineAction
-	_, err := c.do(ctx, r, func(body io.Reader) error {
-		raw, err := io.ReadAll(body)
-		if err != nil {
-			return err
-		}
-		a, err = DecodeMachineAction(raw)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &a, nil
+	return doObject(ctx, c, r, DecodeMachineAction)
 }
 
 // GetMachineAction returns one action. MDE may answer 404 for an id it
@@ -196,20 +184,8 @@ func (c *Client) edmString(ctx context.Context, r request) (string, error) {
 // StartInvestigation starts an automated investigation on a machine (50 an hour).
 func (c *Client) StartInvestigation(ctx context.Context, machineID, comment string) (*mdebridge.Investigation, error) {
 	data, _ := json.Marshal(map[string]string{"Comment": comment})
-	var inv mdebridge.Investigation
-	_, err := c.do(ctx, request{api: "POST /api/machines/{id}/startInvestigation", method: "POST",
-		url: c.url("/api/machines/"+url.PathEscape(machineID)+"/startInvestigation", nil), body: data}, func(body io.Reader) error {
-		raw, err := io.ReadAll(body)
-		if err != nil {
-			return err
-		}
-		inv, err = DecodeInvestigation(raw)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &inv, nil
+	return doObject(ctx, c, request{api: "POST /api/machines/{id}/startInvestigation", method: "POST",
+		url: c.url("/api/machines/"+url.PathEscape(machineID)+"/startInvestigation", nil), body: data}, DecodeInvestigation)
 }
 
 // TagMachine adds (or with remove, removes) a tag and returns the machine.
@@ -219,20 +195,9 @@ func (c *Client) TagMachine(ctx context.Context, machineID, tag string, remove b
 		action = "Remove"
 	}
 	data, _ := json.Marshal(map[string]string{"Value": tag, "Action": action})
-	var m mdebridge.Machine
-	_, err := c.do(ctx, request{api: "POST /api/machines/{id}/tags", method: "POST",
-		url: c.url("/api/machines/"+url.PathEscape(machineID)+"/tags", nil), body: data}, func(body io.Reader) error {
-		raw, err := io.ReadAll(body)
-		if err != nil {
-			return err
-		}
-		m, err = DecodeMachine(stripODataContext(raw))
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &m, nil
+	return doObject(ctx, c, request{api: "POST /api/machines/{id}/tags", method: "POST",
+		url: c.url("/api/machines/"+url.PathEscape(machineID)+"/tags", nil), body: data},
+		func(raw json.RawMessage) (mdebridge.Machine, error) { return DecodeMachine(stripODataContext(raw)) })
 }
 
 // FindMachinesByIP returns the machines that used an internal IP address

@@ -135,20 +135,7 @@ func (c *Client) SubmitIndicator(ctx context.Context, in mdebridge.Indicator) (*
 	if err != nil {
 		return nil, err
 	}
-	var out mdebridge.Indicator
-	_, err = c.do(ctx, request{api: "POST /api/indicators", method: "POST", url: c.url("/api/indicators", nil), body: data},
-		func(body io.Reader) error {
-			raw, err := io.ReadAll(body)
-			if err != nil {
-				return err
-			}
-			out, err = DecodeIndicator(raw)
-			return err
-		})
-	if err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return doObject(ctx, c, request{api: "POST /api/indicators", method: "POST", url: c.url("/api/indicators", nil), body: data}, DecodeIndicator)
 }
 
 // ImportIndicators submits up to 500 indicators in one call (30 calls a
