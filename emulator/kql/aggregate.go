@@ -1,6 +1,7 @@
 package kql
 
 import (
+	"slices"
 	"strconv"
 )
 
@@ -14,8 +15,10 @@ type aggState interface {
 // aggregate is a compiled aggregation: its output columns and a factory
 // of per-group states.
 type aggregate struct {
-	cols  []Column
-	fresh func() aggState
+	cols   []Column
+	fresh  func() aggState
+	refs   []int // input columns it reads
+	retain bool  // its states keep input rows (arg_max, arg_min)
 }
 
 type aggSpec struct {
@@ -99,7 +102,7 @@ func buildCountIf(c *compiler, call *Call, name string, _ map[string]bool) (aggr
 	if name == "" {
 		name = "countif_"
 	}
-	return aggregate{cols: []Column{{name, Long}}, fresh: func() aggState { return &countState{pred: p.eval} }}, nil
+	return aggregate{cols: []Column{{name, Long}}, fresh: func() aggState { return &countState{pred: p.eval} }, refs: p.cols}, nil
 }
 
 // keyOf identifies a value for distinct counting and sets.
@@ -134,7 +137,7 @@ func buildDcount(c *compiler, call *Call, name string, _ map[string]bool) (aggre
 	if err != nil {
 		return aggregate{}, err
 	}
-	return aggregate{cols: []Column{{defaultName(name, "dcount", call), Long}},
+	return aggregate{cols: []Column{{defaultName(name, "dcount", call), Long}}, refs: x.cols,
 		fresh: func() aggState { return &dcountState{x: x.eval, seen: map[string]struct{}{}} }}, nil
 }
 
@@ -164,7 +167,7 @@ func buildSum(c *compiler, call *Call, name string, _ map[string]bool) (aggregat
 	case !x.typ.numeric() && x.typ != Null:
 		return aggregate{}, c.errorf("sum() cannot take an argument of type %s", x.typ)
 	}
-	return aggregate{cols: []Column{{defaultName(name, "sum", call), t}},
+	return aggregate{cols: []Column{{defaultName(name, "sum", call), t}}, refs: x.cols,
 		fresh: func() aggState { return &sumState{x: x.eval, t: t} }}, nil
 }
 
@@ -210,7 +213,7 @@ func buildMinMax(sign int) func(*compiler, *Call, string, map[string]bool) (aggr
 		if sign < 0 {
 			prefix = "min"
 		}
-		return aggregate{cols: []Column{{defaultName(name, prefix, call), x.typ}},
+		return aggregate{cols: []Column{{defaultName(name, prefix, call), x.typ}}, refs: x.cols,
 			fresh: func() aggState { return &extremeState{x: x.eval, sign: sign} }}, nil
 	}
 }
@@ -244,7 +247,7 @@ func buildAvg(c *compiler, call *Call, name string, _ map[string]bool) (aggregat
 	if !x.typ.numeric() && x.typ != Dynamic && x.typ != Null {
 		return aggregate{}, c.errorf("avg() cannot take an argument of type %s", x.typ)
 	}
-	return aggregate{cols: []Column{{defaultName(name, "avg", call), Real}},
+	return aggregate{cols: []Column{{defaultName(name, "avg", call), Real}}, refs: x.cols,
 		fresh: func() aggState { return &avgState{x: x.eval} }}, nil
 }
 
@@ -292,7 +295,7 @@ func buildMake(set bool) func(*compiler, *Call, string, map[string]bool) (aggreg
 		if set {
 			prefix = "set"
 		}
-		return aggregate{cols: []Column{{defaultName(name, prefix, call), Dynamic}},
+		return aggregate{cols: []Column{{defaultName(name, prefix, call), Dynamic}}, refs: x.cols,
 			fresh: func() aggState {
 				s := &makeState{x: x.eval, limit: int(limit), out: []any{}}
 				if set {
@@ -334,7 +337,7 @@ func buildAny(c *compiler, call *Call, name string, _ map[string]bool) (aggregat
 	if err != nil {
 		return aggregate{}, err
 	}
-	return aggregate{cols: []Column{{defaultName(name, "any", call), x.typ}},
+	return aggregate{cols: []Column{{defaultName(name, "any", call), x.typ}}, refs: x.cols,
 		fresh: func() aggState { return &anyState{x: x.eval} }}, nil
 }
 
@@ -396,7 +399,8 @@ func buildArg(sign int) func(*compiler, *Call, string, map[string]bool) (aggrega
 				return aggregate{}, c.errorf("the arguments of %s after the first must be columns or *", call.Name)
 			}
 		}
-		return aggregate{cols: cols, fresh: func() aggState { return &argState{x: x.eval, sign: sign, pick: pick} }}, nil
+		return aggregate{cols: cols, refs: append(slices.Clone(x.cols), pick...), retain: true,
+			fresh: func() aggState { return &argState{x: x.eval, sign: sign, pick: pick} }}, nil
 	}
 }
 

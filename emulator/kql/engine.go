@@ -12,7 +12,7 @@ import (
 // Table is a source of rows. Rows are produced lazily by Scan, which hands
 // each to emit and stops, returning emit's error, as soon as emit returns
 // one. A row handed to emit belongs to the engine: the table must not
-// change or reuse it.
+// change or reuse it, unless Filter.Reuse says it may.
 type Table interface {
 	Name() string
 	Columns() []Column
@@ -35,6 +35,16 @@ type Filter struct {
 	Partition func(row []Value) bool
 	// From and To bound Timestamp (inclusive); zero is open.
 	From, To time.Time
+	// Row, when not nil, is the leading where clauses in full: a table may
+	// test a row it builds in a scratch buffer and hand over only the rows
+	// that pass, saving the copies of those that do not.
+	Row func(row []Value) bool
+	// Columns, when not nil, says which columns the query reads; a table
+	// may leave the others null.
+	Columns []bool
+	// Reuse says that the engine copies what it keeps of a row before emit
+	// returns, so the table may hand over the same buffer every time.
+	Reuse bool
 }
 
 // Catalog holds the tables that queries can read. Register tables before
@@ -107,11 +117,12 @@ type Result struct {
 
 // Program is a compiled query, ready to run any number of times.
 type Program struct {
-	table   Table
-	cols    []Column // the output schema
-	stages  []stageBuilder
-	filter  func(now time.Time) Filter
-	sortCap []int // index of sort stages whose cap is the result cap
+	table  Table
+	cols   []Column // the output schema
+	stages []stageBuilder
+	filter func(now time.Time) Filter
+	needed []bool // table columns the query reads; nil: all
+	reuse  bool   // the rows handed over are copied before being kept
 }
 
 // stageBuilder makes a fresh stage for one run, feeding next.
@@ -148,6 +159,12 @@ func Compile(cat *Catalog, q *Query, now time.Time) (*Program, error) {
 	nowNS := now.UnixNano()
 	var leadingWheres []conjunct
 	leading := true
+	// Which table columns the query reads, and whether the first operator
+	// after the leading wheres copies its input (then a table may reuse one
+	// row buffer).
+	width := len(sc.cols)
+	needed := make([]bool, width)
+	tracking, reuseKnown := true, false
 	for i, op := range q.Ops {
 		c := &compiler{op: op.opName(), sc: sc, now: nowNS}
 		if _, isWhere := op.(*WhereOp); !isWhere {
@@ -155,6 +172,7 @@ func Compile(cat *Catalog, q *Query, now time.Time) (*Program, error) {
 		}
 		var err error
 		var b stageBuilder
+		var use opUse
 		switch op := op.(type) {
 		case *WhereOp:
 			var pred cexpr
@@ -165,32 +183,37 @@ func Compile(cat *Catalog, q *Query, now time.Time) (*Program, error) {
 			if err == nil && leading {
 				leadingWheres = append(leadingWheres, conjuncts(c, op.Pred)...)
 			}
-			b = whereBuilder(pred)
+			b, use = whereBuilder(pred), opUse{refs: pred.cols, passes: true}
 		case *ProjectOp:
-			sc, b, err = compileProject(c, op.Items)
+			sc, b, use.refs, err = compileProject(c, op.Items)
+			use.ends, use.copies = true, true
 		case *ExtendOp:
-			sc, b, err = compileExtend(c, op.Items)
+			sc, b, use.refs, err = compileExtend(c, op.Items)
+			use.copies = true
 		case *ProjectAwayOp:
-			sc, b, err = compileProjectAway(c, op.Names)
+			sc, b, use.refs, err = compileProjectAway(c, op.Names)
+			use.ends, use.copies = true, true
 		case *ProjectRenameOp:
 			sc, err = compileRename(c, op.Renames)
+			use.passes = true
 		case *SummarizeOp:
-			sc, b, err = compileSummarize(c, op)
+			sc, b, use, err = compileSummarize(c, op)
 		case *SortOp:
 			var keys []compiledKey
 			keys, err = compileKeys(c, op.Keys)
-			b = sortBuilder(keys, -1, p.resultCapped(q.Ops[i+1:]))
+			b, use.refs = sortBuilder(keys, -1, p.resultCapped(q.Ops[i+1:])), keyRefs(keys)
 		case *TopOp:
 			var keys []compiledKey
 			keys, err = compileKeys(c, []SortKey{op.Key})
-			b = sortBuilder(keys, op.N, false)
+			b, use.refs = sortBuilder(keys, op.N, false), keyRefs(keys)
 		case *TakeOp:
 			b = takeBuilder(op.N)
 		case *DistinctOp:
-			sc, b, err = compileDistinct(c, op)
+			sc, b, use.refs, err = compileDistinct(c, op)
+			use.ends, use.copies = true, true
 		case *CountOp:
 			sc = newScope([]Column{{"Count", Long}})
-			b = countBuilder()
+			b, use = countBuilder(), opUse{ends: true, copies: true}
 		default:
 			err = c.errorf("unsupported operator")
 		}
@@ -200,10 +223,40 @@ func Compile(cat *Catalog, q *Query, now time.Time) (*Program, error) {
 		if b != nil {
 			p.stages = append(p.stages, b)
 		}
+		if !reuseKnown && !use.passes {
+			p.reuse, reuseKnown = use.copies, true
+		}
+		if tracking {
+			for _, i := range use.refs {
+				if i < width {
+					needed[i] = true
+				}
+			}
+			tracking = !use.ends
+		}
 	}
 	p.cols = sc.cols
+	if !tracking {
+		p.needed = needed
+	}
 	p.filter = pushdown(t, leadingWheres)
 	return p, nil
+}
+
+// opUse is what an operator reads of its input and does with its rows.
+type opUse struct {
+	refs   []int // input columns read
+	ends   bool  // its output has none of its input's columns by position
+	copies bool  // it never keeps an input row (it copies what it needs)
+	passes bool  // it hands rows on untouched (where, project-rename)
+}
+
+func keyRefs(keys []compiledKey) []int {
+	var out []int
+	for _, k := range keys {
+		out = append(out, k.x.cols...)
+	}
+	return out
 }
 
 // resultCapped reports whether a sort followed by ops can keep only as many
@@ -240,6 +293,7 @@ func (p *Program) Run(ctx context.Context, opts Options) (*Result, error) {
 		head = p.stages[i](rt, head)
 	}
 	f := p.filter(opts.Now)
+	f.Columns, f.Reuse = p.needed, p.reuse
 	err := p.table.Scan(ctx, f, func(row []Value) error {
 		rt.scanned++
 		if rt.scanned&4095 == 0 {
@@ -299,7 +353,7 @@ func pushdown(t Table, conds []conjunct) func(time.Time) Filter {
 			ts = i
 		}
 	}
-	var preds []evalFn
+	var preds, all []evalFn
 	var from, to int64
 	haveFrom, haveTo := false, false
 	bound := func(lo bool, v Value) {
@@ -314,6 +368,7 @@ func pushdown(t Table, conds []conjunct) func(time.Time) Filter {
 		}
 	}
 	for _, c := range conds {
+		all = append(all, c.x.eval)
 		if c.x.konst {
 			continue
 		}
@@ -371,6 +426,16 @@ func pushdown(t Table, conds []conjunct) func(time.Time) Filter {
 		if len(preds) > 0 {
 			f.Partition = func(row []Value) bool {
 				for _, p := range preds {
+					if !p(row).truthy() {
+						return false
+					}
+				}
+				return true
+			}
+		}
+		if len(all) > 0 {
+			f.Row = func(row []Value) bool {
+				for _, p := range all {
 					if !p(row).truthy() {
 						return false
 					}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,18 +66,25 @@ func eventRows() [][]kql.Value {
 	return rows
 }
 
-// catalogs returns the test table twice: with partition columns (so that
-// pushdown happens) and without (so that it cannot).
+// catalogs returns the test table twice: one that uses every hint of the
+// filter (pushdown, unread columns, buffer reuse) and one that ignores it.
 func catalogs(t testing.TB) (pushed, plain *kql.Catalog) {
 	t.Helper()
 	pushed, plain = kql.NewCatalog(), kql.NewCatalog()
 	if err := pushed.Register(kql.NewMemTable("DeviceEvents", eventCols, eventRows(), "DeviceId", "DeviceName")); err != nil {
 		t.Fatal(err)
 	}
-	if err := plain.Register(kql.NewMemTable("DeviceEvents", eventCols, eventRows())); err != nil {
+	if err := plain.Register(naiveTable{kql.NewMemTable("DeviceEvents", eventCols, eventRows())}); err != nil {
 		t.Fatal(err)
 	}
 	return pushed, plain
+}
+
+// naiveTable ignores every hint of the filter.
+type naiveTable struct{ *kql.MemTable }
+
+func (n naiveTable) Scan(ctx context.Context, _ kql.Filter, emit func([]kql.Value) error) error {
+	return n.MemTable.Scan(ctx, kql.Filter{}, emit)
 }
 
 // render turns a result into comparable text: a header and one line per
@@ -354,4 +362,52 @@ func ExampleRun() {
 	// Output:
 	// Windows11 2
 	// WindowsServer2022 1
+}
+
+func TestScanHints(t *testing.T) {
+	var got kql.Filter
+	cat := kql.NewCatalog()
+	cat.Register(filterSpy{&got})
+	for _, tt := range []struct {
+		query string
+		reads []string // nil: every column
+		reuse bool
+	}{
+		{`DeviceEvents | where FileName == "x"`, nil, false},
+		{`DeviceEvents | where FileName == "x" | project DeviceId`, []string{"DeviceId", "FileName"}, true},
+		{`DeviceEvents | summarize arg_max(Timestamp, FileName) by DeviceId`, []string{"Timestamp", "DeviceId", "FileName"}, false},
+		{`DeviceEvents | summarize count(), make_set(ActionType) by DeviceId`, []string{"DeviceId", "ActionType"}, true},
+		{`DeviceEvents | extend x = RemotePort | order by Score | project FileName, x`, []string{"FileName", "RemotePort", "Score"}, true},
+		{`DeviceEvents | project-rename F = FileName | sort by Score | take 1`, nil, false},
+		{`DeviceEvents | where IsLocalAdmin | count`, []string{"IsLocalAdmin"}, true},
+		{`DeviceEvents | project-away LoggedOnUsers`, []string{"Timestamp", "DeviceId", "DeviceName", "ActionType", "FileName", "ProcessCommandLine", "RemotePort", "IsLocalAdmin", "Score"}, true},
+	} {
+		got = kql.Filter{}
+		if _, err := kql.Run(t.Context(), cat, tt.query, kql.Options{Now: now}); err != nil {
+			t.Fatalf("%s: %v", tt.query, err)
+		}
+		var reads []string
+		if got.Columns != nil {
+			reads = []string{}
+			for i, c := range eventCols {
+				if got.Columns[i] {
+					reads = append(reads, c.Name)
+				}
+			}
+		}
+		want := tt.reads
+		if want != nil {
+			want = sortedCopy(want)
+			reads = sortedCopy(reads)
+		}
+		if diff := cmp.Diff(want, reads); diff != "" || got.Reuse != tt.reuse {
+			t.Errorf("%s: reuse %v (want %v), columns read (-want +got):\n%s", tt.query, got.Reuse, tt.reuse, diff)
+		}
+	}
+}
+
+func sortedCopy(s []string) []string {
+	out := append([]string{}, s...)
+	slices.Sort(out)
+	return out
 }

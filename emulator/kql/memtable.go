@@ -23,8 +23,10 @@ func (t *MemTable) Name() string               { return t.name }
 func (t *MemTable) Columns() []Column          { return slices.Clone(t.cols) }
 func (t *MemTable) PartitionColumns() []string { return t.part }
 
-// Scan hands over every row; it honours the partition filter and the
-// Timestamp range, so tests can check that pushdown never changes a result.
+// Scan hands over every row. It honours every part of the filter (the
+// partition and row predicates, the Timestamp range, unread columns left
+// null, a reused buffer), so that tests can check that none of them ever
+// changes a result.
 func (t *MemTable) Scan(ctx context.Context, f Filter, emit func([]Value) error) error {
 	ts := -1
 	var part []int
@@ -37,6 +39,7 @@ func (t *MemTable) Scan(ctx context.Context, f Filter, emit func([]Value) error)
 		}
 	}
 	probe := make([]Value, len(t.cols))
+	scratch := make([]Value, len(t.cols))
 	for _, r := range t.rows {
 		if f.Partition != nil && len(part) > 0 {
 			clear(probe)
@@ -52,7 +55,20 @@ func (t *MemTable) Scan(ctx context.Context, f Filter, emit func([]Value) error)
 				continue
 			}
 		}
-		if err := emit(slices.Clone(r)); err != nil {
+		if f.Row != nil && !f.Row(r) {
+			continue
+		}
+		out := scratch
+		if !f.Reuse {
+			out = make([]Value, len(r))
+		}
+		for i, v := range r {
+			if f.Columns != nil && !f.Columns[i] {
+				v = Value{}
+			}
+			out[i] = v
+		}
+		if err := emit(out); err != nil {
 			return err
 		}
 	}

@@ -101,7 +101,7 @@ func autoName(sc map[string]bool, n *int) string {
 	}
 }
 
-func compileProject(c *compiler, items []NamedExpr) (*scope, stageBuilder, error) {
+func compileProject(c *compiler, items []NamedExpr) (*scope, stageBuilder, []int, error) {
 	cols := make([]Column, 0, len(items))
 	exprs := make([]cexpr, 0, len(items))
 	names := map[string]bool{}
@@ -109,7 +109,7 @@ func compileProject(c *compiler, items []NamedExpr) (*scope, stageBuilder, error
 	for _, it := range items {
 		x, err := c.compile(it.Expr)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		name := it.Name
 		if name == "" {
@@ -120,7 +120,7 @@ func compileProject(c *compiler, items []NamedExpr) (*scope, stageBuilder, error
 			}
 		}
 		if names[name] {
-			return nil, nil, c.errorf("the column '%s' is projected more than once", name)
+			return nil, nil, nil, c.errorf("the column '%s' is projected more than once", name)
 		}
 		names[name] = true
 		cols = append(cols, Column{name, exprType(x)})
@@ -135,7 +135,7 @@ func compileProject(c *compiler, items []NamedExpr) (*scope, stageBuilder, error
 			return out, true
 		}}
 	}
-	return newScope(cols), b, nil
+	return newScope(cols), b, unionCols(exprs...), nil
 }
 
 // exprType is the column type of an expression: a bare null is a string.
@@ -146,7 +146,7 @@ func exprType(x cexpr) Type {
 	return x.typ
 }
 
-func compileExtend(c *compiler, items []NamedExpr) (*scope, stageBuilder, error) {
+func compileExtend(c *compiler, items []NamedExpr) (*scope, stageBuilder, []int, error) {
 	cols := slices.Clone(c.sc.cols)
 	sc := newScope(cols)
 	type assign struct {
@@ -164,7 +164,7 @@ func compileExtend(c *compiler, items []NamedExpr) (*scope, stageBuilder, error)
 		ic := &compiler{op: c.op, sc: sc, now: c.now}
 		x, err := ic.compile(it.Expr)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		name := it.Name
 		if name == "" {
@@ -196,15 +196,19 @@ func compileExtend(c *compiler, items []NamedExpr) (*scope, stageBuilder, error)
 			return out, true
 		}}
 	}
-	return sc, b, nil
+	var refs []int
+	for _, a := range assigns {
+		refs = append(refs, a.x.cols...)
+	}
+	return sc, b, refs, nil
 }
 
-func compileProjectAway(c *compiler, ids []*Ident) (*scope, stageBuilder, error) {
+func compileProjectAway(c *compiler, ids []*Ident) (*scope, stageBuilder, []int, error) {
 	drop := map[int]bool{}
 	for _, id := range ids {
 		i, ok := c.sc.index[id.Name]
 		if !ok {
-			return nil, nil, c.errorf("Failed to resolve scalar expression named '%s'", id.Name)
+			return nil, nil, nil, c.errorf("Failed to resolve scalar expression named '%s'", id.Name)
 		}
 		drop[i] = true
 	}
@@ -225,7 +229,7 @@ func compileProjectAway(c *compiler, ids []*Ident) (*scope, stageBuilder, error)
 			return out, true
 		}}
 	}
-	return newScope(cols), b, nil
+	return newScope(cols), b, keep, nil
 }
 
 func compileRename(c *compiler, rs []Rename) (*scope, error) {
@@ -261,7 +265,7 @@ func uniqueNames(cols []Column) {
 	}
 }
 
-func compileSummarize(c *compiler, op *SummarizeOp) (*scope, stageBuilder, error) {
+func compileSummarize(c *compiler, op *SummarizeOp) (*scope, stageBuilder, opUse, error) {
 	var keys []cexpr
 	var cols []Column
 	byNames := map[string]bool{}
@@ -269,7 +273,7 @@ func compileSummarize(c *compiler, op *SummarizeOp) (*scope, stageBuilder, error
 	for _, it := range op.By {
 		x, err := c.compile(it.Expr)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, opUse{}, err
 		}
 		name := it.Name
 		if name == "" {
@@ -295,21 +299,21 @@ func compileSummarize(c *compiler, op *SummarizeOp) (*scope, stageBuilder, error
 	for _, it := range op.Aggs {
 		call, ok := it.Expr.(*Call)
 		if !ok {
-			return nil, nil, c.errorf("summarize needs aggregation functions such as count() or arg_max(); found an expression")
+			return nil, nil, opUse{}, c.errorf("summarize needs aggregation functions such as count() or arg_max(); found an expression")
 		}
 		spec, ok := aggFuncs[call.Name]
 		if !ok {
 			if _, scalar := scalarFuncs[call.Name]; scalar {
-				return nil, nil, c.errorf("'%s' is not an aggregation function", call.Name)
+				return nil, nil, opUse{}, c.errorf("'%s' is not an aggregation function", call.Name)
 			}
-			return nil, nil, c.errorf("Unknown function: '%s'.", call.Name)
+			return nil, nil, opUse{}, c.errorf("Unknown function: '%s'.", call.Name)
 		}
 		if len(call.Args) < spec.min || (spec.max >= 0 && len(call.Args) > spec.max) {
-			return nil, nil, c.errorf("function '%s' takes %s, not %d", call.Name, arity(spec.min, spec.max), len(call.Args))
+			return nil, nil, opUse{}, c.errorf("function '%s' takes %s, not %d", call.Name, arity(spec.min, spec.max), len(call.Args))
 		}
 		a, err := spec.build(c, call, it.Name, byNames)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, opUse{}, err
 		}
 		aggs = append(aggs, a)
 		cols = append(cols, a.cols...)
@@ -319,7 +323,12 @@ func compileSummarize(c *compiler, op *SummarizeOp) (*scope, stageBuilder, error
 	b := func(rt *runtime, next stage) stage {
 		return &summarizeStage{rt: rt, next: next, keys: keys, aggs: aggs, width: width, groups: map[string]*group{}}
 	}
-	return newScope(cols), b, nil
+	use := opUse{refs: unionCols(keys...), ends: true, copies: true}
+	for _, a := range aggs {
+		use.refs = append(use.refs, a.refs...)
+		use.copies = use.copies && !a.retain
+	}
+	return newScope(cols), b, use, nil
 }
 
 type group struct {
@@ -545,7 +554,7 @@ func (s *takeStage) push(row []Value) error {
 
 func (s *takeStage) done() error { return s.next.done() }
 
-func compileDistinct(c *compiler, op *DistinctOp) (*scope, stageBuilder, error) {
+func compileDistinct(c *compiler, op *DistinctOp) (*scope, stageBuilder, []int, error) {
 	var idx []int
 	var cols []Column
 	if op.All {
@@ -557,7 +566,7 @@ func compileDistinct(c *compiler, op *DistinctOp) (*scope, stageBuilder, error) 
 	for _, id := range op.Cols {
 		i, ok := c.sc.index[id.Name]
 		if !ok {
-			return nil, nil, c.errorf("Failed to resolve scalar expression named '%s'", id.Name)
+			return nil, nil, nil, c.errorf("Failed to resolve scalar expression named '%s'", id.Name)
 		}
 		idx = append(idx, i)
 		cols = append(cols, c.sc.cols[i])
@@ -585,7 +594,7 @@ func compileDistinct(c *compiler, op *DistinctOp) (*scope, stageBuilder, error) 
 			return out, true, nil
 		}}
 	}
-	return newScope(cols), b, nil
+	return newScope(cols), b, idx, nil
 }
 
 // funcStageErr is a streaming stage whose function may fail.
