@@ -51,7 +51,7 @@ type event struct {
 	remoteDevice string
 	additional   any
 	reportID     int64
-	loggedOn     string // DeviceInfo.LoggedOnUsers
+	loggedOn     func() string // DeviceInfo.LoggedOnUsers, made only when read
 }
 
 // account is a user as event columns name one.
@@ -218,7 +218,12 @@ var huntingColumns = map[string]colDef{
 	"IsAzureADJoined": {kql.Bool, func(m *machine, _ *event) kql.Value { return optBool(m.IsAADJoined) }},
 	"JoinType":        {kql.String, func(m *machine, _ *event) kql.Value { return str(joinType(m)) }},
 	"AadDeviceId":     {kql.String, func(m *machine, _ *event) kql.Value { return str(m.AADDeviceID.V) }},
-	"LoggedOnUsers":   {kql.String, func(_ *machine, e *event) kql.Value { return str(e.loggedOn) }},
+	"LoggedOnUsers": {kql.String, func(_ *machine, e *event) kql.Value {
+		if e.loggedOn == nil {
+			return str("[]")
+		}
+		return str(e.loggedOn())
+	}},
 	"OSVersion": {kql.String, func(m *machine, _ *event) kql.Value {
 		if strings.HasPrefix(m.OSPlatform, "Windows") {
 			return str("10.0")
@@ -446,14 +451,17 @@ func deviceInfoRows(g *huntGen, m *machine, from, to int64, emit func(*event) er
 	}
 	slices.Sort(times)
 	var users []logonUser
+	usersOnce := false
 	for i, ts := range times {
 		if ts < from || ts > to {
 			continue
 		}
-		if users == nil {
-			users = g.t.logonUsers(m)
-		}
-		e := &event{ts: ts, reportID: int64(r.Uint32()>>8) + int64(i), loggedOn: loggedOnUsers(users, ts)}
+		e := &event{ts: ts, reportID: int64(r.Uint32()>>8) + int64(i), loggedOn: func() string {
+			if !usersOnce {
+				users, usersOnce = g.t.logonUsers(m), true
+			}
+			return loggedOnUsers(users, ts)
+		}}
 		if err := emit(e); err != nil {
 			return err
 		}
@@ -508,6 +516,8 @@ func deviceLogonRows(g *huntGen, m *machine, from, to int64, emit func(*event) e
 	}
 	r := g.t.machineRand(m, 0x6c6f676f6e)
 	fam := machineFamily(m)
+	lsass := g.proc(g.bin("lsass.exe"), `lsass.exe`, systemAccount)
+	sshd := map[string]*process{}
 	var evs []*event
 	logon := func(u *logonUser, ts int64, typ string) {
 		e := &event{ts: ts, action: "LogonSuccess", logonType: typ, account: account{u.Domain, u.Name, u.SID},
@@ -515,13 +525,16 @@ func deviceLogonRows(g *huntGen, m *machine, from, to int64, emit func(*event) e
 		switch fam {
 		case winClient, winServer:
 			e.protocol = logonProtocols[typ]
-			e.init = g.proc(g.bin("lsass.exe"), `lsass.exe`, systemAccount)
+			e.init = lsass
 			if typ == "RemoteInteractive" || typ == "Network" {
 				e.remoteIP, e.remoteIPType, e.remotePort = g.internalIP(r), "Private", 49152+r.Int64N(16000)
 				e.remoteDevice = g.peerName(r)
 			}
 		default:
-			e.init = g.proc(g.bin("sshd"), "sshd: "+u.Name+" [priv]", account{strings.ToLower(shortName(m)), "root", ""})
+			if sshd[u.Name] == nil {
+				sshd[u.Name] = g.proc(g.bin("sshd"), "sshd: "+u.Name+" [priv]", account{strings.ToLower(shortName(m)), "root", ""})
+			}
+			e.init = sshd[u.Name]
 			if typ == "Network" {
 				e.remoteIP, e.remoteIPType, e.remotePort = g.internalIP(r), "Private", 49152+r.Int64N(16000)
 			}

@@ -102,17 +102,23 @@ const (
 	domainAdmins  = 3
 )
 
-func (t *Tenant) domainUser(name string, rid int) logonUser {
-	return logonUser{Name: name, Domain: t.netbiosDomain(), SID: t.domainSID() + "-" + strconv.Itoa(rid)}
+// directory is the tenant's Active Directory domain: its NetBIOS name and
+// SID prefix.
+type directory struct{ domain, sid string }
+
+func (t *Tenant) directory() directory { return directory{t.netbiosDomain(), t.domainSID()} }
+
+func (d directory) user(name string, rid int) logonUser {
+	return logonUser{Name: name, Domain: d.domain, SID: d.sid + "-" + strconv.Itoa(rid)}
 }
 
-func (t *Tenant) admin(n int) logonUser {
-	u := t.domainUser(adminAccount(n), 1100+n)
+func (d directory) admin(n int) logonUser {
+	u := d.user(adminAccount(n), 1100+n)
 	u.DomainAdmin, u.LocalAdmin = n < domainAdmins, true
 	return u
 }
 
-func (t *Tenant) member(n int) logonUser { return t.domainUser(directoryUser(n), 2000+n) }
+func (d directory) member(n int) logonUser { return d.user(directoryUser(n), 2000+n) }
 
 // shortName is the host part of a machine's name, its local account domain.
 func shortName(m *machine) string {
@@ -142,6 +148,7 @@ func (t *Tenant) logonUsers(m *machine) []logonUser {
 		return nil
 	}
 	r := t.machineRand(m, 0x75736572)
+	dir := t.directory()
 	end := m.LastSeen.Truncate(time.Second)
 	start := m.FirstSeen.Truncate(time.Second)
 	if s := end.Add(-45 * 24 * time.Hour); start.Before(s) {
@@ -184,12 +191,12 @@ func (t *Tenant) logonUsers(m *machine) []logonUser {
 	case winClient:
 		if strings.HasPrefix(m.ComputerDNSName, "avd-") {
 			for range 2 + r.IntN(5) {
-				u := t.member(r.IntN(directorySize))
+				u := dir.member(r.IntN(directorySize))
 				u.Primary = true
 				add(u, []string{"RemoteInteractive"}, r.IntN(2) == 0)
 			}
 		} else {
-			u := t.member(r.IntN(directorySize))
+			u := dir.member(r.IntN(directorySize))
 			u.Primary = true
 			types := []string{"Interactive"}
 			if r.IntN(3) == 0 {
@@ -200,14 +207,14 @@ func (t *Tenant) logonUsers(m *machine) []logonUser {
 			}
 			add(u, types, true)
 			if r.IntN(5) == 0 {
-				add(t.member(r.IntN(directorySize)), []string{"Interactive"}, false)
+				add(dir.member(r.IntN(directorySize)), []string{"Interactive"}, false)
 			}
 		}
 		if r.IntN(4) == 0 {
-			add(t.admin(domainAdmins+r.IntN(adminCount-domainAdmins)), []string{[]string{"RemoteInteractive", "Network"}[r.IntN(2)]}, false)
+			add(dir.admin(domainAdmins+r.IntN(adminCount-domainAdmins)), []string{[]string{"RemoteInteractive", "Network"}[r.IntN(2)]}, false)
 		}
 		if r.IntN(50) == 0 {
-			add(t.admin(r.IntN(domainAdmins)), []string{"Interactive"}, false)
+			add(dir.admin(r.IntN(domainAdmins)), []string{"Interactive"}, false)
 		}
 		if r.IntN(20) == 0 {
 			u := local("administrator", 500)
@@ -216,16 +223,16 @@ func (t *Tenant) logonUsers(m *machine) []logonUser {
 		}
 	case winServer:
 		for range 2 + r.IntN(4) {
-			add(t.admin(r.IntN(adminCount)), []string{"RemoteInteractive", "Network"}[:1+r.IntN(2)], r.IntN(3) == 0)
+			add(dir.admin(r.IntN(adminCount)), []string{"RemoteInteractive", "Network"}[:1+r.IntN(2)], r.IntN(3) == 0)
 		}
 		for range 1 + r.IntN(2) {
 			name := serviceAccounts[r.IntN(len(serviceAccounts))]
-			u := t.domainUser(name, 1500+slices.Index(serviceAccounts, name))
+			u := dir.user(name, 1500+slices.Index(serviceAccounts, name))
 			add(u, []string{"Service", "Batch"}[:1+r.IntN(2)], true)
 		}
 		if role, _, _ := strings.Cut(shortName(m), "-"); role == "file" || role == "sql" || role == "web" || role == "app" {
 			for range 3 + r.IntN(8) {
-				add(t.member(r.IntN(directorySize)), []string{"Network"}, false)
+				add(dir.member(r.IntN(directorySize)), []string{"Network"}, false)
 			}
 		}
 	case linux:

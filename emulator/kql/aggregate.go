@@ -15,10 +15,9 @@ type aggState interface {
 // aggregate is a compiled aggregation: its output columns and a factory
 // of per-group states.
 type aggregate struct {
-	cols   []Column
-	fresh  func() aggState
-	refs   []int // input columns it reads
-	retain bool  // its states keep input rows (arg_max, arg_min)
+	cols  []Column
+	fresh func() aggState
+	refs  []int // input columns it reads
 }
 
 type aggSpec struct {
@@ -399,7 +398,7 @@ func buildArg(sign int) func(*compiler, *Call, string, map[string]bool) (aggrega
 				return aggregate{}, c.errorf("the arguments of %s after the first must be columns or *", call.Name)
 			}
 		}
-		return aggregate{cols: cols, refs: append(slices.Clone(x.cols), pick...), retain: true,
+		return aggregate{cols: cols, refs: append(slices.Clone(x.cols), pick...),
 			fresh: func() aggState { return &argState{x: x.eval, sign: sign, pick: pick} }}, nil
 	}
 }
@@ -413,39 +412,48 @@ func containsInt(xs []int, x int) bool {
 	return false
 }
 
+// argState keeps the picked values of the best row so far; it copies
+// them, so that input rows are never kept.
 type argState struct {
 	x    evalFn
 	sign int
 	pick []int
 	best Value
-	row  []Value
+	vals []Value // nil until a row was seen
+}
+
+func (s *argState) take(row []Value) {
+	if s.vals == nil {
+		s.vals = make([]Value, len(s.pick))
+	}
+	for j, i := range s.pick {
+		s.vals[j] = row[i]
+	}
 }
 
 func (s *argState) add(row []Value) {
 	v := s.x(row)
 	if v.Kind == Null {
-		if s.row == nil {
-			s.row = row
+		if s.vals == nil {
+			s.take(row)
 		}
 		return
 	}
 	if s.best.Kind == Null {
-		s.best, s.row = v, row
+		s.best = v
+		s.take(row)
 		return
 	}
 	if cmp, ok := orderValues(v, s.best); ok && cmp*s.sign > 0 {
-		s.best, s.row = v, row
+		s.best = v
+		s.take(row)
 	}
 }
 
 func (s *argState) emit(out []Value) []Value {
 	out = append(out, s.best)
-	for _, i := range s.pick {
-		if s.row == nil {
-			out = append(out, Value{})
-			continue
-		}
-		out = append(out, s.row[i])
+	if s.vals == nil {
+		return append(out, make([]Value, len(s.pick))...)
 	}
-	return out
+	return append(out, s.vals...)
 }

@@ -375,7 +375,7 @@ func TestScanHints(t *testing.T) {
 	}{
 		{`DeviceEvents | where FileName == "x"`, nil, false},
 		{`DeviceEvents | where FileName == "x" | project DeviceId`, []string{"DeviceId", "FileName"}, true},
-		{`DeviceEvents | summarize arg_max(Timestamp, FileName) by DeviceId`, []string{"Timestamp", "DeviceId", "FileName"}, false},
+		{`DeviceEvents | summarize arg_max(Timestamp, FileName) by DeviceId`, []string{"Timestamp", "DeviceId", "FileName"}, true},
 		{`DeviceEvents | summarize count(), make_set(ActionType) by DeviceId`, []string{"DeviceId", "ActionType"}, true},
 		{`DeviceEvents | extend x = RemotePort | order by Score | project FileName, x`, []string{"FileName", "RemotePort", "Score"}, true},
 		{`DeviceEvents | project-rename F = FileName | sort by Score | take 1`, nil, false},

@@ -326,7 +326,6 @@ func compileSummarize(c *compiler, op *SummarizeOp) (*scope, stageBuilder, opUse
 	use := opUse{refs: unionCols(keys...), ends: true, copies: true}
 	for _, a := range aggs {
 		use.refs = append(use.refs, a.refs...)
-		use.copies = use.copies && !a.retain
 	}
 	return newScope(cols), b, use, nil
 }
