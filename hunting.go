@@ -55,3 +55,13 @@ func (e *HuntingQuotaError) Error() string {
 }
 
 func (e *HuntingQuotaError) Unwrap() error { return e.Err }
+
+// HuntingQueryError is a query the service refused: a syntax error, an
+// unknown table or column, a result too large. Message is the service's.
+type HuntingQueryError struct {
+	Message string
+	Err     error
+}
+
+func (e *HuntingQueryError) Error() string { return "advanced hunting refused the query: " + e.Message }
+func (e *HuntingQueryError) Unwrap() error { return e.Err }

@@ -60,14 +60,20 @@ func (c *Client) hunt(ctx context.Context, query string) ([]mdebridge.HuntingCol
 	return schema, rows, nil
 }
 
-// huntingError reports a 429 as the quota it is.
+// huntingError reports a 429 as the quota it is and a 400 as the refused
+// query it is.
 func huntingError(err error) error {
 	var ae *APIError
-	if !errors.As(err, &ae) || ae.Status != 429 {
+	switch {
+	case !errors.As(err, &ae):
 		return err
+	case ae.Status == 429:
+		return &mdebridge.HuntingQuotaError{CPU: strings.Contains(strings.ToLower(ae.Message), "cpu"),
+			RetryAfter: ae.RetryAfter, Message: ae.Message, Err: err}
+	case ae.Status == 400 && ae.Message != "":
+		return &mdebridge.HuntingQueryError{Message: ae.Message, Err: err}
 	}
-	return &mdebridge.HuntingQuotaError{CPU: strings.Contains(strings.ToLower(ae.Message), "cpu"),
-		RetryAfter: ae.RetryAfter, Message: ae.Message, Err: err}
+	return err
 }
 
 // decodeHunting reads a hunting answer as it streams in: the Schema, then

@@ -86,6 +86,10 @@ type Options struct {
 	Status   mdebridge.StatusStore  // required
 	// Sync runs one sync; nil makes POST /api/v1/sync answer 501.
 	Sync func(ctx context.Context) (*mdebridge.SyncRun, error)
+	// Hunting runs advanced hunting queries; nil makes POST /api/v1/hunt answer 501.
+	Hunting mdebridge.HuntingQuerier
+	// LogonUsers serves GET /api/v1/machines/{key}/logonusers; nil answers 501.
+	LogonUsers mdebridge.LogonUserStore
 	// Gatherer serves /metrics; nil serves an empty registry.
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
@@ -135,6 +139,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/sync", s.listRuns)
 	s.mux.HandleFunc("POST /api/v1/sync", s.startSync)
 	s.mux.HandleFunc("GET /api/v1/status", s.status)
+	s.addHuntingRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path+"; see /api/v1/openapi.json")
 	})
