@@ -174,13 +174,16 @@ func (g *huntGen) machineCtx(m *machine) *machineCtx {
 		mc.user = account{strings.ToLower(shortName(m)), "root", ""}
 		mc.admin = mc.user
 	}
+	// The main user, and the administrator who logged on last: the one
+	// most likely behind what an admin does on the machine.
+	var adminLast time.Time
 	for _, u := range g.t.logonUsers(m) {
 		a := account{u.Domain, u.Name, u.SID}
-		if u.Primary && mc.user == systemAccount || mc.fam == mac && u.Primary {
+		if u.Primary && (mc.user == systemAccount || mc.fam == mac) {
 			mc.user = a
 		}
-		if u.LocalAdmin && (mc.admin == systemAccount || mc.admin.name == "root") {
-			mc.admin = a
+		if u.LocalAdmin && u.LastSeen.After(adminLast) {
+			mc.admin, adminLast = a, u.LastSeen
 		}
 	}
 	return mc
