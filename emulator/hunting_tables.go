@@ -1,9 +1,9 @@
 package emulator
 
 import (
+	"cmp"
 	"context"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -585,7 +585,7 @@ func deviceLogonRows(g *huntGen, m *machine, from, to int64, emit func(*event) e
 			account: account{u.Domain, u.Name, u.SID}, failure: "WrongPassword", protocol: logonProtocols[u.LogonTypes[0]],
 			reportID: int64(r.Uint32() >> 4)})
 	}
-	slices.SortStableFunc(evs, func(a, b *event) int { return compareInt64(a.ts, b.ts) })
+	slices.SortStableFunc(evs, func(a, b *event) int { return cmp.Compare(a.ts, b.ts) })
 	for _, e := range evs {
 		if err := emit(e); err != nil {
 			return err
@@ -593,18 +593,3 @@ func deviceLogonRows(g *huntGen, m *machine, from, to int64, emit func(*event) e
 	}
 	return nil
 }
-
-func compareInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// logonTypesText is logonusers' logonTypes: the types joined by ", ".
-func logonTypesText(types []string) string { return strings.Join(types, ", ") }
-
-func itoa64(n int64) string { return strconv.FormatInt(n, 10) }

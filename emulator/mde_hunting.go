@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -276,7 +277,7 @@ func encodeHuntingResult(res *kql.Result, maxBytes int, withStats bool, took tim
 				b = append(b, ',')
 			}
 			b = append(b, keys[j]...)
-			b = kql.AppendJSON(b, v, res.Columns[j].Type)
+			b = appendKQLValue(b, v, res.Columns[j].Type)
 		}
 		b = append(b, '}')
 		if len(b) > maxBytes {
@@ -285,6 +286,35 @@ func encodeHuntingResult(res *kql.Result, maxBytes int, withStats bool, took tim
 	}
 	b = append(b, "]}"...)
 	return b, len(b) <= maxBytes
+}
+
+// appendKQLValue writes a result cell as advanced hunting's Results do:
+// strings and datetimes (UTC, seven fractional digits) as JSON strings,
+// numbers and booleans bare, timespans as "[d.]hh:mm:ss[.fffffff]",
+// dynamic values as JSON, null as null (a string column's as "").
+func appendKQLValue(b []byte, v kql.Value, column kql.Type) []byte {
+	switch v.Kind {
+	case kql.Null:
+		if column == kql.String {
+			return append(b, `""`...)
+		}
+	case kql.Bool:
+		return strconv.AppendBool(b, v.I != 0)
+	case kql.Int, kql.Long:
+		return strconv.AppendInt(b, v.I, 10)
+	case kql.Real:
+		if math.IsNaN(v.F) || math.IsInf(v.F, 0) {
+			return appendString(b, v.Text())
+		}
+		return strconv.AppendFloat(b, v.F, 'g', -1, 64)
+	case kql.String, kql.DateTime, kql.TimeSpan:
+		return appendString(b, v.Text())
+	case kql.Dynamic:
+		if data, err := json.Marshal(v.D); err == nil {
+			return append(b, data...)
+		}
+	}
+	return append(b, "null"...)
 }
 
 // HuntingSettings is the advanced hunting state the control API shows.

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/mdebridge/mdebridge/emulator/odata"
 )
@@ -63,7 +64,7 @@ func appendLogonUser(b []byte, u *logonUser) []byte {
 	b = append(b, `,"lastSeen":`...)
 	b = appendTime(b, u.LastSeen)
 	b = append(b, `,"mostPrevalentMachineId":null,"leastPrevalentMachineId":null,"logonTypes":`...)
-	b = appendString(b, logonTypesText(u.LogonTypes))
+	b = appendString(b, strings.Join(u.LogonTypes, ", "))
 	b = append(b, `,"logOnMachinesCount":null,"isDomainAdmin":`...)
 	if u.DomainAdmin {
 		b = append(b, "true"...)

@@ -141,31 +141,24 @@ func upsertEdges(ctx context.Context, b *batcher, edges []edge, runID int64, now
 		machine string
 		user    int64
 	}
-	keys := make([]any, 0, 2*len(edges))
-	for _, e := range edges {
-		keys = append(keys, strings.ToLower(e.u.MachineID), e.userID)
+	// The stored edges of the batch's machines (edges come sorted by
+	// machine, so each machine's edges are few and in one batch or two).
+	var machines []any
+	for i, e := range edges {
+		if m := strings.ToLower(e.u.MachineID); i == 0 || m != machines[len(machines)-1] {
+			machines = append(machines, m)
+		}
 	}
 	existing := map[key]int64{}
-	err := chunks(`SELECT machine_id, user_id, raw_hash FROM machine_logon_users WHERE (machine_id, user_id) IN (VALUES `, `)`, 2, keys,
-		func(q string, chunk []any) error {
-			s, err := b.stmt(ctx, q)
-			if err != nil {
+	err := b.query(ctx, `SELECT machine_id, user_id, raw_hash FROM machine_logon_users WHERE machine_id IN `, 1, machines,
+		func(rows *sql.Rows) error {
+			var k key
+			var h int64
+			if err := rows.Scan(&k.machine, &k.user, &h); err != nil {
 				return err
 			}
-			rows, err := s.QueryContext(ctx, chunk...)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var k key
-				var h int64
-				if err := rows.Scan(&k.machine, &k.user, &h); err != nil {
-					return err
-				}
-				existing[k] = h
-			}
-			return rows.Err()
+			existing[k] = h
+			return nil
 		})
 	if err != nil {
 		return fmt.Errorf("look up logon users: %w", err)

@@ -129,17 +129,8 @@ func (s *Server) machineLogonUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := s.opts.Machines.FindMachine(r.Context(), r.PathValue("key"))
-	var amb *mdebridge.AmbiguousError
-	var nf *mdebridge.NotFoundError
-	switch {
-	case errors.As(err, &amb):
-		writeJSON(w, http.StatusConflict, map[string]apiError{"error": {Code: "ambiguous", Message: err.Error(), Candidates: amb.Candidates}})
-		return
-	case errors.As(err, &nf):
-		writeJSON(w, http.StatusNotFound, map[string]apiError{"error": {Code: "not_found", Message: err.Error(), Candidates: nf.Near}})
-		return
-	case err != nil:
-		s.internal(w, r, err)
+	if err != nil {
+		s.lookupError(w, r, err)
 		return
 	}
 	users, err := s.opts.LogonUsers.MachineLogonUsers(r.Context(), m.ID)

@@ -261,6 +261,17 @@ func paging(q url.Values) (limit, offset int, err error) {
 
 func (s *Server) getMachine(w http.ResponseWriter, r *http.Request) {
 	m, err := s.opts.Machines.FindMachine(r.Context(), r.PathValue("key"))
+	if err != nil {
+		s.lookupError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(m.Raw)
+}
+
+// lookupError answers a machine lookup that failed: 409 with the
+// candidates of an ambiguous key, 404 with near matches of an unknown one.
+func (s *Server) lookupError(w http.ResponseWriter, r *http.Request, err error) {
 	var amb *mdebridge.AmbiguousError
 	var nf *mdebridge.NotFoundError
 	switch {
@@ -268,11 +279,8 @@ func (s *Server) getMachine(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusConflict, map[string]apiError{"error": {Code: "ambiguous", Message: err.Error(), Candidates: amb.Candidates}})
 	case errors.As(err, &nf):
 		writeJSON(w, http.StatusNotFound, map[string]apiError{"error": {Code: "not_found", Message: err.Error(), Candidates: nf.Near}})
-	case err != nil:
-		s.internal(w, r, err)
 	default:
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(m.Raw)
+		s.internal(w, r, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package kql
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"regexp"
@@ -339,23 +340,13 @@ func orderValues(a, b Value) (int, bool) {
 			}
 			return 0, false
 		}
-		return cmpInt(a.I, b.I), true
+		return cmp.Compare(a.I, b.I), true
 	case a.Kind == b.Kind && (a.Kind == DateTime || a.Kind == TimeSpan || a.Kind == Bool):
-		return cmpInt(a.I, b.I), true
+		return cmp.Compare(a.I, b.I), true
 	case a.Kind == String && b.Kind == String:
 		return strings.Compare(a.S, b.S), true
 	}
 	return 0, false
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (c *compiler) arithmetic(op string, l, r cexpr) (cexpr, error) {

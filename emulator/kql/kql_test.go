@@ -2,6 +2,7 @@ package kql_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -98,11 +99,26 @@ func render(r *kql.Result) []string {
 	for _, row := range r.Rows {
 		var cells []string
 		for i, v := range row {
-			cells = append(cells, string(kql.AppendJSON(nil, v, r.Columns[i].Type)))
+			cells = append(cells, cell(v, r.Columns[i].Type))
 		}
 		out = append(out, strings.Join(cells, " "))
 	}
 	return out
+}
+
+// cell writes a value the way advanced hunting's JSON has it.
+func cell(v kql.Value, t kql.Type) string {
+	switch v.Kind {
+	case kql.Null:
+		if t == kql.String {
+			return `""`
+		}
+		return "null"
+	case kql.String, kql.DateTime, kql.TimeSpan:
+		b, _ := json.Marshal(v.Text())
+		return string(b)
+	}
+	return v.Text()
 }
 
 func run(t *testing.T, query string, opts kql.Options) (*kql.Result, error) {

@@ -90,6 +90,18 @@ func whereBuilder(pred cexpr) stageBuilder {
 	}
 }
 
+// itemName is the output name of a project or extend item: its own, the
+// column's it repeats, or Column1, Column2 … for a computed one.
+func itemName(it NamedExpr, taken map[string]bool, auto *int) string {
+	if it.Name != "" {
+		return it.Name
+	}
+	if id, ok := it.Expr.(*Ident); ok {
+		return id.Name
+	}
+	return autoName(taken, auto)
+}
+
 // autoName names the n-th unnamed computed column, as Kusto does.
 func autoName(sc map[string]bool, n *int) string {
 	for {
@@ -111,14 +123,7 @@ func compileProject(c *compiler, items []NamedExpr) (*scope, stageBuilder, []int
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		name := it.Name
-		if name == "" {
-			if id, ok := it.Expr.(*Ident); ok {
-				name = id.Name
-			} else {
-				name = autoName(names, &auto)
-			}
-		}
+		name := itemName(it, names, &auto)
 		if names[name] {
 			return nil, nil, nil, c.errorf("the column '%s' is projected more than once", name)
 		}
@@ -166,14 +171,7 @@ func compileExtend(c *compiler, items []NamedExpr) (*scope, stageBuilder, []int,
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		name := it.Name
-		if name == "" {
-			if id, ok := it.Expr.(*Ident); ok {
-				name = id.Name
-			} else {
-				name = autoName(names, &auto)
-			}
-		}
+		name := itemName(it, names, &auto)
 		at, exists := sc.index[name]
 		if !exists {
 			at = len(cols)

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Type is a Kusto scalar type. Null is not a column type: it marks a value
@@ -121,47 +120,9 @@ func (v Value) float() float64 {
 	return float64(v.I)
 }
 
-// Timestamps come out the way the service writes them: UTC with all seven
-// fractional digits, "2020-02-05T01:10:26.2648757Z".
+// timeLayout is how Text writes a datetime: UTC with all seven
+// fractional digits, as the service writes them ("2020-02-05T01:10:26.2648757Z").
 const timeLayout = "2006-01-02T15:04:05.0000000Z"
-
-// AppendJSON appends v as advanced hunting's Results write it: strings and
-// datetimes as JSON strings, numbers and booleans bare, timespans as
-// "[-][d.]hh:mm:ss[.fffffff]", dynamic values as JSON, null as null (a null
-// string column as "").
-func AppendJSON(b []byte, v Value, column Type) []byte {
-	switch v.Kind {
-	case Null:
-		if column == String {
-			return append(b, `""`...)
-		}
-		return append(b, "null"...)
-	case Bool:
-		return strconv.AppendBool(b, v.I != 0)
-	case Int, Long:
-		return strconv.AppendInt(b, v.I, 10)
-	case Real:
-		if math.IsNaN(v.F) || math.IsInf(v.F, 0) {
-			return appendJSONString(b, strconv.FormatFloat(v.F, 'g', -1, 64))
-		}
-		return strconv.AppendFloat(b, v.F, 'g', -1, 64)
-	case String:
-		return appendJSONString(b, v.S)
-	case DateTime:
-		b = append(b, '"')
-		b = v.Time().AppendFormat(b, timeLayout)
-		return append(b, '"')
-	case TimeSpan:
-		return appendJSONString(b, FormatTimeSpan(time.Duration(v.I)))
-	case Dynamic:
-		data, err := json.Marshal(v.D)
-		if err != nil {
-			return append(b, "null"...)
-		}
-		return append(b, data...)
-	}
-	return append(b, "null"...)
-}
 
 // Text renders v for string functions and concatenation (tostring()).
 func (v Value) Text() string {
@@ -279,46 +240,4 @@ func fromDynamic(x any) Value {
 		return StringValue(x)
 	}
 	return DynamicValue(x)
-}
-
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
