@@ -74,11 +74,11 @@ func cmdHunt(ctx context.Context, env *Env, g *globals, args []string) int {
 			}
 			p.Since = d
 		}
-		q, err := hunting.Find(*name)
-		if err != nil {
-			return usageError(env, "hunt", "%v (hunt --list shows them all)", err)
-		}
-		if query, err = q.Render(p); err != nil {
+		var err error
+		if query, err = hunting.Named(*name, p); err != nil {
+			if errors.As(err, new(*mdebridge.NotFoundError)) {
+				return usageError(env, "hunt", "%v (hunt --list shows them all)", err)
+			}
 			return usageError(env, "hunt", "%v", err)
 		}
 	} else {

@@ -104,19 +104,15 @@ func Run(ctx context.Context, q mdebridge.HuntingQuerier, query string) (*mdebri
 	return q.RunHuntingQuery(ctx, query)
 }
 
-// RunNamed renders a named query with p and runs it; it returns the KQL it
-// ran.
-func RunNamed(ctx context.Context, q mdebridge.HuntingQuerier, name string, p Params) (string, *mdebridge.HuntingResult, error) {
-	nq, err := Find(name)
+// Named returns the KQL of a named query for p: a *mdebridge.NotFoundError
+// (with near names) for an unknown name, a *ParamError for a parameter the
+// query cannot take or lacks.
+func Named(name string, p Params) (string, error) {
+	q, err := Find(name)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	kql, err := nq.Render(p)
-	if err != nil {
-		return "", nil, err
-	}
-	res, err := q.RunHuntingQuery(ctx, kql)
-	return kql, res, err
+	return q.Render(p)
 }
 
 // Find looks a named query up; an unknown name gives a *mdebridge.NotFoundError

@@ -63,7 +63,7 @@ func TestLibraryRunsOnTheEmulator(t *testing.T) {
 				p.IP = "45.137.21.9"
 			}
 		}
-		_, res, err := hunting.RunNamed(t.Context(), c, q.Name, p)
+		res, err := runNamed(t, c, q.Name, p)
 		if err != nil {
 			t.Errorf("%s: %v", q.Name, err)
 			continue
@@ -93,11 +93,20 @@ func TestLibraryRunsOnTheEmulator(t *testing.T) {
 			case "domain":
 				p.Domain = values[f]
 			}
-			if _, _, err := hunting.RunNamed(t.Context(), c, q.Name, p); err != nil {
+			if _, err := runNamed(t, c, q.Name, p); err != nil {
 				t.Errorf("%s with %s: %v", q.Name, f, err)
 			}
 		}
 	}
+}
+
+func runNamed(t *testing.T, c *mde.Client, name string, p hunting.Params) (*mdebridge.HuntingResult, error) {
+	t.Helper()
+	query, err := hunting.Named(name, p)
+	if err != nil {
+		return nil, err
+	}
+	return hunting.Run(t.Context(), c, query)
 }
 
 func TestRender(t *testing.T) {

@@ -67,21 +67,17 @@ func (s *Server) hunt(w http.ResponseWriter, r *http.Request) {
 	}
 	query := req.Query
 	if req.Name != "" {
-		q, err := hunting.Find(req.Name)
-		if err != nil {
-			s.huntError(w, r, err)
-			return
-		}
 		rp := req.Params
 		p := hunting.Params{Device: rp.Device, User: rp.User, File: rp.File, SHA1: rp.SHA1, SHA256: rp.SHA256, MD5: rp.MD5,
 			IP: rp.IP, Domain: rp.Domain, Limit: rp.Limit}
+		var err error
 		if rp.Since != "" {
 			if p.Since, err = hunting.ParseSince(rp.Since); err != nil {
 				s.huntError(w, r, err)
 				return
 			}
 		}
-		if query, err = q.Render(p); err != nil {
+		if query, err = hunting.Named(req.Name, p); err != nil {
 			s.huntError(w, r, err)
 			return
 		}
