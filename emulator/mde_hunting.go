@@ -59,10 +59,18 @@ type cpuUse struct {
 	d  time.Duration
 }
 
+// huntingState returns the server's hunting state, made on first use so
+// that tables may be added before or after the routes.
+func (s *Server) huntingState() *hunting {
+	if s.hunting == nil {
+		s.hunting = &hunting{catalog: kql.NewCatalog(), gen: newHuntGen(s.tenant), maxRows: kql.DefaultMaxRows,
+			maxResult: defaultMaxResult, cpuPerHour: defaultCPUPerHour, cpuPerDay: defaultCPUPerDay}
+	}
+	return s.hunting
+}
+
 func (s *Server) addHuntingRoutes() {
-	s.hunting = &hunting{catalog: kql.NewCatalog(), gen: newHuntGen(s.tenant), maxRows: kql.DefaultMaxRows,
-		maxResult: defaultMaxResult, cpuPerHour: defaultCPUPerHour, cpuPerDay: defaultCPUPerDay}
-	t, g := s.tenant, s.hunting.gen
+	t, g := s.tenant, s.huntingState().gen
 	s.addHuntingTable(newDeviceTable(t, g, "DeviceInfo", deviceInfoColumns, deviceInfoRows))
 	s.addHuntingTable(newDeviceTable(t, g, "DeviceLogonEvents", deviceLogonEventsColumns, deviceLogonRows))
 	s.addHuntingTable(newDeviceTable(t, g, "DeviceProcessEvents", deviceProcessEventsColumns, processRows))
@@ -89,9 +97,10 @@ func (s *Server) addHuntingRoutes() {
 }
 
 // addHuntingTable makes a table queryable by advanced hunting. Adding a
-// table is this one call; a second table of the same name is a bug.
+// table is this one call, from an area's add…Routes; a second table of the
+// same name is a bug.
 func (s *Server) addHuntingTable(t kql.Table) {
-	if err := s.hunting.catalog.Register(t); err != nil {
+	if err := s.huntingState().catalog.Register(t); err != nil {
 		panic("emulator: " + err.Error())
 	}
 }
@@ -151,7 +160,12 @@ func (h *hunting) cpuExhausted(now time.Time, r RateLimits) (budget, window, wai
 func (h *hunting) charge(now time.Time, d time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.used = append(h.used, cpuUse{at: now, d: d})
+	// Nothing older than a day counts (a scaled day is shorter).
+	i := 0
+	for i < len(h.used) && h.used[i].at.Before(now.Add(-24*time.Hour)) {
+		i++
+	}
+	h.used = append(h.used[i:], cpuUse{at: now, d: d})
 	h.queries++
 }
 
