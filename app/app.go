@@ -177,6 +177,7 @@ func (a *App) Engine(ctx context.Context) (*syncer.Engine, error) {
 		DescribeError: describe,
 		Steps: []syncer.Step{
 			syncer.MachinesStep{Source: client, Store: store},
+			syncer.LogonUsersStep{Source: client, Store: store, PerMachineBudget: a.Config.Sync.LogonUserCalls},
 		},
 	})
 	if err != nil {

@@ -45,6 +45,8 @@ type Server struct {
 	routes router
 	faults faultSet
 
+	hunting *hunting // advanced hunting: tables, limits, CPU used
+
 	limitsMu   sync.RWMutex
 	rateLimits RateLimits
 	limiters   *ratelimit.Group
@@ -91,6 +93,8 @@ func New(opts Options) (*Server, error) {
 	s.addEntraRoutes()
 	s.addManagedIdentityRoutes()
 	s.addMachineRoutes()
+	s.addLogonUserRoutes()
+	s.addHuntingRoutes()
 	s.addControlRoutes()
 	return s, nil
 }

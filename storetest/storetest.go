@@ -30,6 +30,14 @@ func Run(t *testing.T, open Opener) {
 		"RunLease":               testRunLease,
 		"RunSteps":               testRunSteps,
 		"Paging":                 testPaging,
+
+		// logonusers.go
+		"LogonUserEdgePerMachine":  testEdgePerMachine,
+		"LogonUserGenerations":     testLogonUserGenerations,
+		"LogonUserSpan":            testLogonUserSpan,
+		"ReplaceMachineLogonUsers": testReplaceMachineLogonUsers,
+		"LogonUserBadInput":        testLogonUserBadInput,
+		"LiveMachineIDs":           testLiveMachineIDs,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open) })
