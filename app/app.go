@@ -181,6 +181,7 @@ func (a *App) Engine(ctx context.Context) (*syncer.Engine, error) {
 			syncer.MachinesStep{Source: client, Store: store},
 			syncer.IndicatorsStep{Source: client, Store: store},
 			syncer.MachineActionsStep{Source: client, Store: store},
+			syncer.LogonUsersStep{Source: client, Store: store, PerMachineBudget: a.Config.Sync.LogonUserCalls},
 		},
 	})
 	if err != nil {

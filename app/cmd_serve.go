@@ -60,13 +60,18 @@ func serve(ctx context.Context, env *Env, a *App, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	client, err := a.MDE()
+	if err != nil {
+		return err
+	}
 	responder, err := a.Responder(ctx)
 	if err != nil {
 		return err
 	}
 	version, _ := Version()
 	h, err := web.New(web.Options{
-		Machines: store, Runs: store, Status: store, Gatherer: a.Registry, Logger: a.Log.With("component", "web"),
+		Machines: store, Runs: store, Status: store, Hunting: client, LogonUsers: store,
+		Gatherer: a.Registry, Logger: a.Log.With("component", "web"),
 		Version: version, BaseContext: ctx,
 		Sync: func(ctx context.Context) (*mdebridge.SyncRun, error) {
 			return engine.Run(ctx, syncer.RunOptions{Trigger: "api"})

@@ -78,7 +78,7 @@ func TestFilesIPsDomainsUsers(t *testing.T) {
 	}
 	// A user's machines: those the account logs on to.
 	id := pickMachine(t, emu, tok, onlineWindows)
-	user := emu.Tenant().LogonUsers(id)[0]
+	user := emu.Tenant().LogonUsers(id, time.Now())[0]
 	resp, body = emu.Get(t, "/api/users/"+url.PathEscape(user)+"/machines", tok)
 	if json.Unmarshal(body, &ms); resp.StatusCode != 200 || !containsID(ms.Value, id) {
 		t.Errorf("machines of %s lack %s: %d", user, id, resp.StatusCode)

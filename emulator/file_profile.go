@@ -2,7 +2,7 @@ package emulator
 
 import (
 	"crypto/md5"
-	"encoding/binary"
+	byteorder "encoding/binary"
 	"encoding/hex"
 	"strings"
 	"time"
@@ -31,11 +31,11 @@ type fileProfile struct {
 	DeterminationValue  opt[string]
 }
 
-// fileOf profiles the file of a file or process evidence entry of a. A file
+// evidenceFileOf profiles the file of a file or process evidence entry of a. A file
 // the alert detected is malware named after the alert's threat; a file in
 // a system directory is Microsoft's, signed and common.
-func fileOf(e evidence, a *alert) fileProfile {
-	seed := binary.LittleEndian.Uint64(digest(md5.New(), strings.ToLower(e.SHA1.V)))
+func evidenceFileOf(e evidence, a *alert) fileProfile {
+	seed := byteorder.LittleEndian.Uint64(digest(md5.New(), strings.ToLower(e.SHA1.V)))
 	f := fileProfile{SHA1: e.SHA1.V, SHA256: e.SHA256.V, MD5: hex.EncodeToString(digest(md5.New(), strings.ToLower(e.FileName.V))),
 		DeterminationType: "Unknown"}
 	name, path := strings.ToLower(e.FileName.V), strings.ToLower(e.FilePath.V)

@@ -49,7 +49,7 @@ func (s *Server) evidenceFile(hash string, now time.Time) (fileProfile, bool) {
 	for _, a := range s.tenant.alertsMentioning(EntityFile, hash, now) {
 		for _, e := range a.alertFiles() {
 			if strings.EqualFold(e.SHA1.V, hash) || strings.EqualFold(e.SHA256.V, hash) {
-				return fileOf(e, a), true
+				return evidenceFileOf(e, a), true
 			}
 		}
 	}
@@ -341,13 +341,15 @@ func (s *Server) domainMachineList(d string, di *domainInfo, now time.Time) []*m
 }
 
 // userMachines is GET /api/users/{user}/machines: the user is the account
-// name alone ("user1"), not a UPN or DOMAIN\user.
+// name alone ("user1"), not a UPN or DOMAIN\user; its machines are those it
+// logged on to in the last 30 days (the logon users model) or that alerts
+// name it on.
 func (s *Server) userMachines(x *exchange) {
 	user := x.param("user")
-	o := s.tenant.response().catalog
-	alerted := s.alertMachines(EntityUser, user, s.now())
+	now := s.now()
+	alerted := s.alertMachines(EntityUser, user, now)
 	ms := s.tenant.selectMachines(func(m *machine) bool {
-		return alerted[strings.ToLower(m.ID)] || slices.ContainsFunc(o.usersOf(m), func(u string) bool { return strings.EqualFold(u, user) })
+		return alerted[strings.ToLower(m.ID)] || slices.ContainsFunc(s.tenant.visibleLogonUsers(m, now), func(u logonUser) bool { return strings.EqualFold(u.Name, user) })
 	})
 	x.writeMachineCollection(ms)
 }

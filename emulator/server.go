@@ -45,6 +45,8 @@ type Server struct {
 	routes router
 	faults faultSet
 
+	hunting *hunting // advanced hunting: tables, limits, CPU used
+
 	limitsMu   sync.RWMutex
 	rateLimits RateLimits
 	limiters   *ratelimit.Group
@@ -95,6 +97,8 @@ func New(opts Options) (*Server, error) {
 	s.addMachineRoutes()
 	s.addResponseRoutes()
 	s.addAlertRoutes()
+	s.addLogonUserRoutes()
+	s.addHuntingRoutes()
 	s.addControlRoutes()
 	s.addAlertControlRoutes()
 	return s, nil

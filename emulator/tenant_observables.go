@@ -1,7 +1,7 @@
 package emulator
 
 import (
-	"encoding/binary"
+	byteorder "encoding/binary"
 	"hash/fnv"
 	"math/rand/v2"
 	"net/netip"
@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// observables is what the tenant's machines have seen: files, domains (and
-// the external IPs they resolve to) and user accounts. It is a catalogue
+// observables is what the tenant's machines have seen: files and domains
+// (and the external IPs they resolve to); accounts are the logon users
+// model's (tenant_logonusers.go). It is a catalogue
 // made once from the tenant's seed; which machine saw what is not stored
 // but decided by a hash of the machine id and the item, so it holds for
 // machines added later too and costs nothing per machine.
@@ -22,9 +23,6 @@ type observables struct {
 	domains     []*domainInfo
 	domainByKey map[string]*domainInfo
 	ipDomains   map[string][]*domainInfo // external IP -> domains that resolve to it
-	users       []string                 // workstation users (account names)
-	admins      []string                 // server logons
-	netbios     string                   // the logon domain, e.g. CORP
 }
 
 type fileInfo struct {
@@ -105,10 +103,6 @@ var commonDomains = []struct {
 	{"update-microsoft-check.com", 0.002}, {"login-microsoftonline-secure.com", 0.001}, {"cdn-dl-files.xyz", 0.001},
 }
 
-var accountSurnames = []string{"smith", "jones", "garcia", "miller", "davis", "lopez", "wilson", "anderson", "thomas", "taylor",
-	"moore", "martin", "lee", "perez", "white", "harris", "clark", "lewis", "robinson", "walker", "young", "allen",
-	"king", "wright", "scott", "green", "baker", "adams", "nelson", "hill", "campbell", "mitchell", "roberts", "carter"}
-
 func newObservables(seed int64, p *profile) *observables {
 	rng := rand.New(rand.NewPCG(uint64(seed), seedMix^0x0b5))
 	o := &observables{seed: uint64(seed), fileByHash: map[string]*fileInfo{}, domainByKey: map[string]*domainInfo{}, ipDomains: map[string][]*domainInfo{}}
@@ -160,19 +154,6 @@ func newObservables(seed int64, p *profile) *observables {
 		o.domains = append(o.domains, di)
 		o.domainByKey[d.host] = di
 	}
-	o.netbios = strings.ToUpper(strings.SplitN(strings.TrimPrefix(p.adDomain, "corp."), ".", 2)[0])
-	seen := map[string]bool{}
-	for len(o.users) < 400 {
-		u := firstNames[rng.IntN(len(firstNames))][:1] + accountSurnames[rng.IntN(len(accountSurnames))]
-		if seen[u] {
-			u += string(rune('0' + rng.IntN(10)))
-		}
-		if !seen[u] {
-			seen[u] = true
-			o.users = append(o.users, u)
-		}
-	}
-	o.admins = []string{"adm-" + o.users[0], "adm-" + o.users[1], "adm-" + o.users[2], "svc-backup", "svc-sql", "svc-monitoring", "administrator"}
 	return o
 }
 
@@ -183,7 +164,7 @@ func (o *observables) hit(id, key string, share float64) bool {
 	}
 	h := fnv.New64a()
 	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], o.seed)
+	byteorder.LittleEndian.PutUint64(b[:], o.seed)
 	h.Write(b[:])
 	h.Write([]byte(strings.ToLower(id)))
 	h.Write([]byte{0})
@@ -213,27 +194,6 @@ func (o *observables) hasFile(m *machine, f *fileInfo) bool {
 
 func (o *observables) contacted(m *machine, d *domainInfo) bool {
 	return m.OnboardingStatus == "Onboarded" && o.hit(m.ID, d.Host, d.share)
-}
-
-// usersOf returns the accounts that log on to m: a workstation's user (and
-// now and then a second one), a server's administrators and service accounts.
-func (o *observables) usersOf(m *machine) []string {
-	h := fnv.New64a()
-	h.Write([]byte(m.ID))
-	v := h.Sum64()
-	switch familyOf(m) {
-	case winServer, linux:
-		out := []string{o.admins[v%3]}
-		if v>>8%2 == 0 {
-			out = append(out, o.admins[3+v>>16%4])
-		}
-		return out
-	}
-	out := []string{o.users[v%uint64(len(o.users))]}
-	if v>>20%10 == 0 {
-		out = append(out, o.users[v>>24%uint64(len(o.users))])
-	}
-	return out
 }
 
 // prevalence is how many machines saw something within a look-back window,
@@ -306,12 +266,17 @@ func (t *Tenant) CatalogDomains() []string {
 	return out
 }
 
-// LogonUsers returns the account names that log on to a machine ("" for an
-// unknown machine).
-func (t *Tenant) LogonUsers(machineKey string) []string {
+// LogonUsers returns the account names that logged on to a machine in the
+// 30 days before now, as GET /api/machines/{id}/logonusers lists them (nil
+// for an unknown machine).
+func (t *Tenant) LogonUsers(machineKey string, now time.Time) []string {
 	m := t.findMachine(machineKey)
 	if m == nil {
 		return nil
 	}
-	return t.response().catalog.usersOf(m)
+	var out []string
+	for _, u := range t.visibleLogonUsers(m, now) {
+		out = append(out, u.Name)
+	}
+	return out
 }

@@ -115,6 +115,10 @@ func RequiredRoles(api string) []string {
 		return []string{"Alert.Read.All", "Alert.ReadWrite.All"}
 	case "PATCH /api/alerts/{id}", "POST /api/alerts/batchUpdate", "POST /api/alerts/CreateAlertByReference":
 		return []string{"Alert.ReadWrite.All"}
+	case "POST /api/advancedqueries/run":
+		return []string{"AdvancedQuery.Read.All"}
+	case "GET /api/machines/{id}/logonusers":
+		return []string{"User.Read.All"}
 	}
 	return nil
 }

@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,15 +17,6 @@ import (
 	"github.com/mdebridge/mdebridge/emulator/emulatortest"
 	"github.com/mdebridge/mdebridge/mde"
 )
-
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "testdata", "fixtures", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
 
 // objects splits a fixture into its objects: a collection's value, JSON
 // Lines, or the one object.

@@ -153,7 +153,7 @@ func TestEnrich(t *testing.T) {
 			t.Fatalf("domain: %v %+v", err, e)
 		}
 		m := h.machine(onlineWindows)
-		user := h.emu.Tenant().LogonUsers(m.ID)[0]
+		user := h.emu.Tenant().LogonUsers(m.ID, time.Now())[0]
 		e, err = h.svc.Enrich(t.Context(), `CORP\`+user)
 		if err != nil || e.Kind != "user" || len(e.Machines) == 0 {
 			t.Fatalf("user: %v %+v", err, e)

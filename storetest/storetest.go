@@ -34,6 +34,14 @@ func Run(t *testing.T, open Opener) {
 		"Indicators":             testIndicators,
 		"Audit":                  testAudit,
 		"BulkJobs":               testBulkJobs,
+
+		// logonusers.go
+		"LogonUserEdgePerMachine":  testEdgePerMachine,
+		"LogonUserGenerations":     testLogonUserGenerations,
+		"LogonUserSpan":            testLogonUserSpan,
+		"ReplaceMachineLogonUsers": testReplaceMachineLogonUsers,
+		"LogonUserBadInput":        testLogonUserBadInput,
+		"LiveMachineIDs":           testLiveMachineIDs,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open) })
