@@ -47,7 +47,7 @@ func TestManagedIdentity(t *testing.T) {
 	}
 	t.Setenv("IDENTITY_HEADER", creds.IdentityHeader)
 	c = identityConfig(t, emu, "managed_identity", creds.ClientID)
-	s, r := c.sync()
+	s, r := c.sync("--step", "machines")
 	if r.code != 0 || s.Steps[0].Items != 30 {
 		t.Fatalf("sync with a managed identity: exit %d %+v\n%s", r.code, s, r.stderr)
 	}
@@ -67,7 +67,7 @@ func TestWorkloadIdentity(t *testing.T) {
 	}
 	t.Setenv("AZURE_FEDERATED_TOKEN_FILE", tokenFile)
 	c := identityConfig(t, emu, "workload_identity", creds.ClientID)
-	if s, r := c.sync(); r.code != 0 || s.Steps[0].Items != 30 {
+	if s, r := c.sync("--step", "machines"); r.code != 0 || s.Steps[0].Items != 30 {
 		t.Fatalf("sync with workload identity: exit %d %+v\n%s", r.code, s, r.stderr)
 	}
 	// Another app's token is not trusted by this app's federated credential.
@@ -90,7 +90,7 @@ func TestClientCertificate(t *testing.T) {
 	c := identityConfig(t, emu, "client_certificate", creds.ClientID)
 	body, _ := os.ReadFile(c.config)
 	os.WriteFile(c.config, append(body, []byte(fmt.Sprintf("  client_certificate_path: %q\n", pem))...), 0o600)
-	if s, r := c.sync(); r.code != 0 || s.Steps[0].Items != 30 {
+	if s, r := c.sync("--step", "machines"); r.code != 0 || s.Steps[0].Items != 30 {
 		t.Fatalf("sync with a certificate: exit %d %+v\n%s", r.code, s, r.stderr)
 	}
 }
