@@ -79,16 +79,12 @@ func (s *Server) responder(h writer) http.HandlerFunc {
 // respondError maps an error of the response service to a status.
 func (s *Server) respondError(w http.ResponseWriter, r *http.Request, err error) {
 	var in *mdebridge.InputError
-	var amb *mdebridge.AmbiguousError
-	var nf *mdebridge.NotFoundError
 	var pe *mdebridge.PermissionError
 	switch {
 	case errors.As(err, &in):
 		writeError(w, http.StatusBadRequest, "bad_request", in.Msg)
-	case errors.As(err, &amb):
-		writeJSON(w, http.StatusConflict, map[string]apiError{"error": {Code: "ambiguous", Message: err.Error(), Candidates: amb.Candidates}})
-	case errors.As(err, &nf):
-		writeJSON(w, http.StatusNotFound, map[string]apiError{"error": {Code: "not_found", Message: err.Error(), Candidates: nf.Near}})
+	case errors.As(err, new(*mdebridge.AmbiguousError)), errors.As(err, new(*mdebridge.NotFoundError)):
+		s.lookupError(w, r, err)
 	case errors.Is(err, mdebridge.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.As(err, &pe):
