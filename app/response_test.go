@@ -58,10 +58,11 @@ func (c *cli) online() []machineRef {
 // The acceptance: isolate <computer name> --comment x --wait -o json
 // reports Succeeded.
 func TestIsolateByNameWaitJSON(t *testing.T) {
+	t.Parallel() // own emulator, store and environment map
 	emu := emulatortest.New(t, emulatortest.WithMachines(80))
 	fastActions(t, emu)
 	c := newCLI(t, emu, emu.App)
-	c.mustRun("sync")
+	c.mustRun("sync", "--step", "machines", "--step", "machine-actions") // what responding needs
 	m := c.online()[0]
 	r := c.run("isolate", m.ComputerDNSName, "--comment", "x", "--wait", "-o", "json")
 	var a struct {
@@ -95,9 +96,10 @@ func TestIsolateByNameWaitJSON(t *testing.T) {
 
 // Three isolate commands at once for one machine make one action.
 func TestConcurrentIsolateCommands(t *testing.T) {
+	t.Parallel() // own emulator, store and environment map
 	emu := emulatortest.New(t, emulatortest.WithMachines(60))
 	c := newCLI(t, emu, emu.App)
-	c.mustRun("sync")
+	c.mustRun("sync", "--step", "machines", "--step", "machine-actions") // what responding needs
 	m := c.online()[0]
 	before := emu.MachineActionCount(m.ID, "Isolate")
 	var wg sync.WaitGroup
@@ -112,9 +114,10 @@ func TestConcurrentIsolateCommands(t *testing.T) {
 }
 
 func TestResponseBadInputs(t *testing.T) {
+	t.Parallel() // own emulator, store and environment map
 	emu := emulatortest.New(t, emulatortest.WithMachines(200))
 	c := newCLI(t, emu, emu.App)
-	c.mustRun("sync")
+	c.mustRun("sync", "--step", "machines", "--step", "machine-actions") // what responding needs
 	var ms []machineRef
 	json.Unmarshal([]byte(c.mustRun("machines", "list", "-o", "json")), &ms)
 	host, _, _ := strings.Cut(ms[0].ComputerDNSName, ".")
@@ -172,9 +175,10 @@ func TestResponseBadInputs(t *testing.T) {
 
 // On a terminal a disruptive action asks first; "n" sends nothing.
 func TestConfirmationPrompt(t *testing.T) {
+	t.Parallel() // own emulator, store and environment map
 	emu := emulatortest.New(t, emulatortest.WithMachines(60))
 	c := newCLI(t, emu, emu.App)
-	c.mustRun("sync")
+	c.mustRun("sync", "--step", "machines", "--step", "machine-actions") // what responding needs
 	m := c.online()[0]
 	run := func(answer string, args ...string) (int, string) {
 		var out, errb bytes.Buffer
@@ -206,6 +210,7 @@ func TestConfirmationPrompt(t *testing.T) {
 // are named and the good ones imported, none with --atomic; a sync pulls
 // the indicators into the store.
 func TestIndicatorsImportCSV(t *testing.T) {
+	t.Parallel() // own emulator, store and environment map
 	emu := emulatortest.New(t, emulatortest.WithMachines(20))
 	c := newCLI(t, emu, emu.App)
 	dir := t.TempDir()
@@ -268,9 +273,10 @@ func TestIndicatorsImportCSV(t *testing.T) {
 
 // A bulk scan by tag, interrupted, resumes without issuing anything twice.
 func TestBulkScanResume(t *testing.T) {
+	t.Parallel() // own emulator, store and environment map
 	emu := emulatortest.New(t, emulatortest.WithMachines(300))
 	c := newCLI(t, emu, emu.App)
-	c.mustRun("sync")
+	c.mustRun("sync", "--step", "machines", "--step", "machine-actions") // what responding needs
 	var ms []machineRef
 	json.Unmarshal([]byte(c.mustRun("machines", "list", "-o", "json", "--tag", "Finance")), &ms)
 	if len(ms) < 10 {
@@ -308,9 +314,10 @@ func TestBulkScanResume(t *testing.T) {
 }
 
 func TestEnrichAndTagCommands(t *testing.T) {
+	t.Parallel() // own emulator, store and environment map
 	emu := emulatortest.New(t, emulatortest.WithMachines(200), emulatortest.WithAlerts(200))
 	c := newCLI(t, emu, emu.App)
-	c.mustRun("sync")
+	c.mustRun("sync", "--step", "machines", "--step", "indicators")
 	r := c.run("enrich", "office.com")
 	if r.code != 0 || !strings.Contains(r.stdout, "Prevalence:") || !strings.Contains(r.stdout, "Machines (") {
 		t.Errorf("enrich domain: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -344,9 +351,10 @@ func TestEnrichAndTagCommands(t *testing.T) {
 
 // serve's REST API acts with the responder token and refuses without it.
 func TestServeRespond(t *testing.T) {
+	t.Parallel() // own emulator, store and environment map
 	emu := emulatortest.New(t, emulatortest.WithMachines(50))
 	c := newCLI(t, emu, emu.App)
-	c.mustRun("sync")
+	c.mustRun("sync", "--step", "machines", "--step", "machine-actions") // what responding needs
 	m := c.online()[0]
 	const tok = "a-long-responder-token-for-tests"
 	ready := make(chan string, 1)
@@ -396,6 +404,7 @@ func TestServeRespond(t *testing.T) {
 }
 
 func TestBenchIndicators(t *testing.T) {
+	t.Parallel() // own emulator, store and environment map
 	r := (&cli{t: t}).run("bench", "indicators", "--indicators", "600")
 	var rep struct {
 		ImportCalls, Imported, Throttled int
