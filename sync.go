@@ -12,15 +12,16 @@ import (
 type Status string
 
 const (
-	StatusRunning   Status = "running"
-	StatusSucceeded Status = "succeeded"
-	StatusFailed    Status = "failed"
-	StatusPartial   Status = "partial" // a run where some steps failed
-	StatusSkipped   Status = "skipped" // a step whose dependency failed
+	StatusRunning     Status = "running"
+	StatusSucceeded   Status = "succeeded"
+	StatusFailed      Status = "failed"
+	StatusPartial     Status = "partial"     // a run where some steps failed
+	StatusSkipped     Status = "skipped"     // a step whose dependency failed
+	StatusInterrupted Status = "interrupted" // a run the process did not live to finish
+
 	// StatusNotPermitted is a step for an optional feature the app is not
 	// granted; it does not count towards the run's status.
 	StatusNotPermitted Status = "not-permitted"
-	StatusInterrupted  Status = "interrupted" // a run the process did not live to finish
 )
 
 // SyncRun is one execution of the sync engine.

@@ -30,12 +30,12 @@ type App struct {
 	Registry *prometheus.Registry
 	Cloud    azure.Cloud
 
-	store     *sqlite.DB
-	http      *http.Client
-	tokens    *azure.TokenSource
-	client    *mde.Client
-	engine    *syncer.Engine
-	responder *response.Service
+	store  *sqlite.DB
+	http   *http.Client
+	tokens *azure.TokenSource
+	client *mde.Client
+	engine *syncer.Engine
+	resp   *response.Service // Responder
 }
 
 // loadConfig resolves and loads the configuration for a command.

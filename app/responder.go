@@ -14,8 +14,8 @@ import (
 
 // Responder builds the response service on first use.
 func (a *App) Responder(ctx context.Context) (*response.Service, error) {
-	if a.responder != nil {
-		return a.responder, nil
+	if a.resp != nil {
+		return a.resp, nil
 	}
 	store, err := a.Store(ctx)
 	if err != nil {
@@ -35,7 +35,7 @@ func (a *App) Responder(ctx context.Context) (*response.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.responder = svc
+	a.resp = svc
 	return svc, nil
 }
 

@@ -186,13 +186,14 @@ func querySteps(ctx context.Context, tx *sql.Tx, tail string, args ...any) ([]md
 func (db *DB) Counts(ctx context.Context) (mdebridge.Counts, error) {
 	c := mdebridge.Counts{}
 	for name, q := range map[string]string{
-		"machines":            `SELECT count(*) FROM machines WHERE retired_at IS NULL`,
-		"machines_retired":    `SELECT count(*) FROM machines WHERE retired_at IS NOT NULL`,
+		"machines":         `SELECT count(*) FROM machines WHERE retired_at IS NULL`,
+		"machines_retired": `SELECT count(*) FROM machines WHERE retired_at IS NOT NULL`,
+
+		"logon_users":         `SELECT count(DISTINCT user_id) FROM machine_logon_users WHERE retired_at IS NULL`,
+		"machine_logon_users": `SELECT count(*) FROM machine_logon_users WHERE retired_at IS NULL`,
 		"machine_actions":     `SELECT count(*) FROM machine_actions`,
 		"indicators":          `SELECT count(*) FROM indicators WHERE retired_at IS NULL`,
 		"audit_entries":       `SELECT count(*) FROM audit_log`,
-		"logon_users":         `SELECT count(DISTINCT user_id) FROM machine_logon_users WHERE retired_at IS NULL`,
-		"machine_logon_users": `SELECT count(*) FROM machine_logon_users WHERE retired_at IS NULL`,
 	} {
 		var n int
 		if err := db.read.QueryRowContext(ctx, q).Scan(&n); err != nil {

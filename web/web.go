@@ -80,10 +80,11 @@ func OpenAPI() ([]byte, error) {
 		}
 	}
 	doc["paths"] = paths
-	doc["components"] = map[string]any{"schemas": schemas}
+	components := map[string]any{"schemas": schemas}
 	if len(security) > 0 {
-		doc["components"] = map[string]any{"schemas": schemas, "securitySchemes": security}
+		components["securitySchemes"] = security
 	}
+	doc["components"] = components
 	return json.MarshalIndent(doc, "", "  ")
 }
 
