@@ -26,7 +26,7 @@ import (
 
 func (s *Server) addDownloadRoutes() {
 	add := func(template string, h func(*exchange)) {
-		s.routes.add(&route{method: "GET", template: template, surface: surfaceDownload, handle: h})
+		s.routes.add(&route{method: "GET", template: template, surface: surfaceFiles, handle: h})
 	}
 	add("/safedownload/WDATP_Investigation_Package.zip", s.downloadPackage)
 	add("/investigation-actions-data/{id}/CustomPlaybookCommandOutput/{name}", s.downloadResult)

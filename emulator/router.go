@@ -10,10 +10,10 @@ import (
 type surface int
 
 const (
-	surfaceEntra    surface = iota // login.microsoftonline.com: /{tenant}/...
-	surfaceMDE                     // api.securitycenter.microsoft.com: /api/...
-	surfaceControl                 // the emulator's own /_emulator/... API
-	surfaceDownload                // pre-signed download links (investigation packages, live response results): no bearer token
+	surfaceEntra   surface = iota // login.microsoftonline.com: /{tenant}/...
+	surfaceMDE                    // api.securitycenter.microsoft.com: /api/...
+	surfaceControl                // the emulator's own /_emulator/... API
+	surfaceFiles                  // pre-signed download links (investigation packages, live response results): no bearer token
 	// Hook points for later: surfaceARM (/subscriptions/...), surfaceGraph (/v1.0/...).
 )
 
