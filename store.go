@@ -8,5 +8,9 @@ type Store interface {
 	LogonUserStore
 	SyncStore
 	StatusStore
+	ActionStore
+	AuditStore
+	BulkStore
+	IndicatorStore
 	Close() error
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/mdebridge/mdebridge/azure"
 	"github.com/mdebridge/mdebridge/config"
 	"github.com/mdebridge/mdebridge/mde"
+	"github.com/mdebridge/mdebridge/response"
 	"github.com/mdebridge/mdebridge/sqlite"
 	"github.com/mdebridge/mdebridge/syncer"
 )
@@ -34,6 +35,7 @@ type App struct {
 	tokens *azure.TokenSource
 	client *mde.Client
 	engine *syncer.Engine
+	resp   *response.Service // Responder
 }
 
 // loadConfig resolves and loads the configuration for a command.
@@ -177,6 +179,8 @@ func (a *App) Engine(ctx context.Context) (*syncer.Engine, error) {
 		DescribeError: describe,
 		Steps: []syncer.Step{
 			syncer.MachinesStep{Source: client, Store: store},
+			syncer.IndicatorsStep{Source: client, Store: store},
+			syncer.MachineActionsStep{Source: client, Store: store},
 			syncer.LogonUsersStep{Source: client, Store: store, PerMachineBudget: a.Config.Sync.LogonUserCalls},
 		},
 	})

@@ -23,6 +23,6 @@
 // that the client is tested against the wire format and not against itself.
 //
 // Beside the Microsoft surface, /_emulator/ holds the emulator's own
-// control API (stats, apps, machines, fault injection, rate limits),
-// documented in README.md.
+// control API (stats, apps, machines, alerts and their activity, fault
+// injection, rate limits), documented in README.md.
 package emulator

@@ -12,6 +12,7 @@ import (
 type GenerateOptions struct {
 	Seed     int64
 	Machines int
+	Alerts   int       // alerts of the last 30 days, on the machines (tenant_alerts.go)
 	Now      time.Time // machines are seen relative to it; zero means time.Now()
 	TenantID string    // "" derives one from Seed
 }
@@ -40,6 +41,7 @@ func Generate(opts GenerateOptions) *Tenant {
 	for range opts.Machines {
 		t.appendLocked(g.machine())
 	}
+	t.generateAlerts(opts.Alerts, opts.Seed, now)
 	return t
 }
 

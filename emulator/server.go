@@ -55,6 +55,8 @@ type Server struct {
 	calls     map[string]int
 	throttled int
 
+	activity activityState // control_alerts.go
+
 	gzipPool  sync.Pool
 	flatePool sync.Pool
 }
@@ -93,9 +95,12 @@ func New(opts Options) (*Server, error) {
 	s.addEntraRoutes()
 	s.addManagedIdentityRoutes()
 	s.addMachineRoutes()
+	s.addResponseRoutes()
+	s.addAlertRoutes()
 	s.addLogonUserRoutes()
 	s.addHuntingRoutes()
 	s.addControlRoutes()
+	s.addAlertControlRoutes()
 	return s, nil
 }
 

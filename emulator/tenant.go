@@ -30,6 +30,9 @@ type Tenant struct {
 	machines []*machine
 	byID     map[string]int   // lower-case id -> index in machines
 	byName   map[string][]int // lower-case computerDnsName -> indexes
+
+	alerts alertSet      // tenant_alerts.go
+	resp   responseState // actions, indicators, investigations (tenant_actions.go and neighbours)
 }
 
 func newTenant(id, domain, displayName string, p *profile, now time.Time) *Tenant {
@@ -67,6 +70,7 @@ type tenantFile struct {
 	DisplayName string            `json:"displayName"`
 	Machines    []json.RawMessage `json:"machines"`
 	Value       []json.RawMessage `json:"value"`
+	Alerts      []json.RawMessage `json:"alerts,omitempty"`
 }
 
 // LoadTenantFile reads a tenant written by WriteFile, or any JSON object with
@@ -114,6 +118,9 @@ func LoadTenantFile(path string) (*Tenant, error) {
 		}
 		t.appendLocked(m)
 	}
+	if err := t.loadAlerts(f.Alerts); err != nil {
+		return nil, fmt.Errorf("load tenant %s: %w", path, err)
+	}
 	return t, nil
 }
 
@@ -137,7 +144,9 @@ func (t *Tenant) WriteFile(path string) error {
 		b = appendMachine(b, m, nil, nil)
 	}
 	t.mu.RUnlock()
-	b = append(b, "\n]}\n"...)
+	b = append(b, "\n]"...)
+	b = t.appendAlertsFile(b)
+	b = append(b, "}\n"...)
 
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tenant-*.json")
 	if err != nil {

@@ -43,6 +43,7 @@ type Emu struct {
 
 type config struct {
 	machines   int
+	alerts     int
 	seed       int64
 	rateLimits emulator.RateLimits
 	now        func() time.Time
@@ -56,6 +57,9 @@ type Option func(*config)
 
 // WithMachines generates n machines (default 100).
 func WithMachines(n int) Option { return func(c *config) { c.machines = n } }
+
+// WithAlerts generates n alerts of the last 30 days (default none).
+func WithAlerts(n int) Option { return func(c *config) { c.alerts = n } }
 
 // WithSeed sets the tenant generator's seed (default 1).
 func WithSeed(s int64) Option { return func(c *config) { c.seed = s } }
@@ -89,7 +93,7 @@ func New(tb testing.TB, opts ...Option) *Emu {
 		if c.now != nil {
 			now = c.now()
 		}
-		tenant = emulator.Generate(emulator.GenerateOptions{Seed: c.seed, Machines: c.machines, Now: now})
+		tenant = emulator.Generate(emulator.GenerateOptions{Seed: c.seed, Machines: c.machines, Alerts: c.alerts, Now: now})
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: c.logLevel}))
 	srv, err := emulator.New(emulator.Options{
@@ -142,6 +146,34 @@ func (w testWriter) Write(p []byte) (int, error) {
 // AddMachines generates n more machines and returns their ids.
 func (e *Emu) AddMachines(n int) []string {
 	return e.Tenant().AddMachines(n, e.seed.Add(1))
+}
+
+// AddAlerts makes new alerts (spec.Seed 0 draws one) and returns their ids
+// and stamps; it fails the test on a bad spec.
+func (e *Emu) AddAlerts(tb testing.TB, spec emulator.AlertSpec) []emulator.AlertStamp {
+	tb.Helper()
+	if spec.Seed == 0 {
+		spec.Seed = e.seed.Add(1)
+	}
+	st, err := e.Tenant().AddAlerts(spec)
+	if err != nil {
+		tb.Fatalf("emulatortest: add alerts: %v", err)
+	}
+	return st
+}
+
+// ChangeAlerts changes alerts as ChangeAlerts does and returns the new
+// stamps; it fails the test on a bad change.
+func (e *Emu) ChangeAlerts(tb testing.TB, ch emulator.AlertChange) []emulator.AlertStamp {
+	tb.Helper()
+	if ch.Seed == 0 {
+		ch.Seed = e.seed.Add(1)
+	}
+	st, err := e.Tenant().ChangeAlerts(ch)
+	if err != nil {
+		tb.Fatalf("emulatortest: change alerts: %v", err)
+	}
+	return st
 }
 
 // TokenURL is the v2 token endpoint of the emulated tenant.

@@ -24,6 +24,7 @@ type Query struct {
 	Select     []string // as sent; resolve with Schema.ResolveSelect
 	OrderBy    []OrderItem
 	Count      bool
+	Expand     []string // navigation properties, as sent
 }
 
 // QueryLimits are one endpoint's rules for system query options.
@@ -102,6 +103,13 @@ func ParseQuery(rawQuery string, lim QueryLimits) (Query, error) {
 				return q, err
 			}
 			q.OrderBy = items
+		case "$expand":
+			for e := range strings.SplitSeq(val, ",") {
+				if e = strings.TrimSpace(e); e == "" {
+					return q, errorf("Syntax error at position %d in '%s'.", len(val), val)
+				}
+				q.Expand = append(q.Expand, e)
+			}
 		case "$count":
 			switch strings.ToLower(val) {
 			case "true":
