@@ -55,6 +55,8 @@ type Server struct {
 
 	gzipPool  sync.Pool
 	flatePool sync.Pool
+
+	tvm serverTVM // the TVM and export APIs' state (mde_exports.go)
 }
 
 // New returns a Server for opts.Tenant.
@@ -90,6 +92,8 @@ func New(opts Options) (*Server, error) {
 	s.limiters = ratelimit.NewGroup(s.newLimiter)
 	s.addEntraRoutes()
 	s.addMachineRoutes()
+	s.addTVMRoutes()
+	s.addExportRoutes()
 	s.addControlRoutes()
 	return s, nil
 }

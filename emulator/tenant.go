@@ -30,6 +30,8 @@ type Tenant struct {
 	machines []*machine
 	byID     map[string]int   // lower-case id -> index in machines
 	byName   map[string][]int // lower-case computerDnsName -> indexes
+
+	tvmState tenantTVM // software, vulnerabilities and exports (tenant_tvm.go)
 }
 
 func newTenant(id, domain, displayName string, p *profile, now time.Time) *Tenant {
