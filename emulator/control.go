@@ -29,6 +29,7 @@ func (s *Server) addControlRoutes() {
 		x.json(http.StatusOK, map[string]string{"rateLimits": s.RateLimits().String()})
 	})
 	add("PUT", "/_emulator/ratelimits", s.controlSetRateLimits)
+	add("POST", "/_emulator/exports", s.controlPrepareExports)
 	add("DELETE", "/_emulator/ratelimits", func(x *exchange) { s.ResetRateLimits(); x.empty(http.StatusNoContent) })
 }
 
@@ -55,7 +56,7 @@ func (s *Server) controlTenant(x *exchange) {
 		"tenantId":    s.tenant.ID(),
 		"domain":      s.tenant.Domain(),
 		"displayName": s.tenant.DisplayName(),
-		"counts":      map[string]int{"machines": s.tenant.MachineCount()},
+		"counts":      s.tenantCounts(),
 	})
 }
 

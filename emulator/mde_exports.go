@@ -43,9 +43,10 @@ const surfaceBlob = surfaceControl + 1
 const (
 	defaultExportPageSize = 50_000
 	maxExportPageSize     = 200_000
-	// exportMachinesPerFile is how many machines' rows one export file holds.
-	exportMachinesPerFile = 4000
-	maxDeltaWindow        = 14 * day
+	// defaultExportFileMachines is how many machines' rows one export file
+	// holds by default.
+	defaultExportFileMachines = 4000
+	maxDeltaWindow            = 14 * day
 )
 
 // exportKind is one of the exported datasets.
@@ -156,7 +157,7 @@ func (s *Server) snapshotFor(at time.Time) *tvmSnapshot {
 		return snap
 	}
 	cur := s.tenant.snapshot(s.now())
-	return &tvmSnapshot{at: at, model: cur.model, machines: cur.machines, joined: cur.joined, files: map[exportKind]*exportFiles{}}
+	return &tvmSnapshot{at: at, model: cur.model, machines: cur.machines, joined: cur.joined, perFile: cur.perFile, files: map[exportKind]*exportFiles{}}
 }
 
 var exportContexts = [...]string{
@@ -237,13 +238,13 @@ func (s *Server) exportPage(x *exchange, kind exportKind) {
 
 // fileCount is the number of export files (and JSON partitions).
 func (s *tvmSnapshot) fileCount() int {
-	return (len(s.machines) + exportMachinesPerFile - 1) / exportMachinesPerFile
+	return (len(s.machines) + s.perFile - 1) / s.perFile
 }
 
 // fileRange is the machines of file i.
 func (s *tvmSnapshot) fileRange(i int) (lo, hi int) {
-	lo = i * exportMachinesPerFile
-	return lo, min(lo+exportMachinesPerFile, len(s.machines))
+	lo = i * s.perFile
+	return lo, min(lo+s.perFile, len(s.machines))
 }
 
 // eachRecord calls fn with an encoder of each record of one machine, in
@@ -616,4 +617,30 @@ func (x *exchange) injectedBlobError(status int) {
 
 func xmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// tenantCounts is what GET /_emulator/tenant counts: the machines, and the
+// rows of the current export snapshot exactly as a full sync must store
+// them.
+func (s *Server) tenantCounts() map[string]int {
+	c := s.tenant.TVMCounts()
+	return map[string]int{
+		"machines":                  s.tenant.MachineCount(),
+		"vulnerabilities":           c.Vulnerabilities,
+		"vulnerabilitiesWithoutCve": c.VulnerabilitiesWithoutCVE,
+		"software":                  c.Software,
+		"cves":                      c.CVEs,
+		"vulnerableMachines":        c.VulnerableMachines,
+	}
+}
+
+// controlPrepareExports is POST /_emulator/exports: encode the current
+// snapshot's export files now (the benchmark does this before it starts
+// the clock, as the live service has its files ready before it is asked).
+func (s *Server) controlPrepareExports(x *exchange) {
+	start := time.Now()
+	rows := s.PrepareExports()
+	x.json(http.StatusOK, map[string]any{
+		"snapshotTime": snapshotTime(s.now()).Format(time.RFC3339), "rows": rows, "seconds": time.Since(start).Seconds(),
+	})
 }

@@ -75,7 +75,7 @@ func (s *tvmSnapshot) cveView(c *tvmCVE) cveView {
 var cveSchema = odata.NewSchema(odata.SchemaOptions{TypeName: "microsoft.windowsDefenderATP.api.PublicVulnerabilityDto", Functions: []string{"startswith", "contains"}},
 	odata.Property[cveView]{Name: "id", Type: odata.String, Filterable: true, Sortable: true, Get: func(v cveView) odata.Value { return odata.Value{Str: v.c.id} }},
 	odata.Property[cveView]{Name: "name", Type: odata.String, Filterable: true, Sortable: true, Get: func(v cveView) odata.Value { return odata.Value{Str: v.c.id} }},
-	odata.Property[cveView]{Name: "description", Type: odata.String, Filterable: true, Get: func(v cveView) odata.Value { return odata.Value{Str: v.c.description} }},
+	odata.Property[cveView]{Name: "description", Type: odata.String, Filterable: true, Get: func(v cveView) odata.Value { return odata.Value{Str: v.c.description()} }},
 	odata.Property[cveView]{Name: "severity", Type: odata.String, Filterable: true, Sortable: true, Get: func(v cveView) odata.Value { return odata.Value{Str: v.c.severity} }},
 	odata.Property[cveView]{Name: "cvssV3", Type: odata.Float, Filterable: true, Sortable: true, Get: func(v cveView) odata.Value { return odata.Value{Float: v.c.cvss} }},
 	odata.Property[cveView]{Name: "exposedMachines", Type: odata.Int, Sortable: true, Get: func(v cveView) odata.Value { return odata.Value{Int: int64(v.exposed)} }},
@@ -96,7 +96,7 @@ func appendCVE(b []byte, v cveView, typed bool) []byte {
 	b = append(b, `,"name":`...)
 	b = appendString(b, c.id)
 	b = append(b, `,"description":`...)
-	b = appendString(b, c.description)
+	b = appendString(b, c.description())
 	b = append(b, `,"severity":`...)
 	b = appendString(b, c.severity)
 	b = append(b, `,"cvssV3":`...)

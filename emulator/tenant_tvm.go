@@ -23,6 +23,7 @@ const snapshotPeriod = 6 * time.Hour
 // tenantTVM is the TVM part of a Tenant.
 type tenantTVM struct {
 	perMachine float64   // average vulnerability rows per machine (0: default)
+	perFile    int       // machines per export file
 	epoch      time.Time // the model's reference time (the tenant's generation)
 
 	once  sync.Once
@@ -52,6 +53,15 @@ func (t *Tenant) clock() time.Time {
 	now := t.now
 	t.mu.RUnlock()
 	return now()
+}
+
+func (t *Tenant) setExportFileMachines(n int) {
+	if n <= 0 {
+		n = defaultExportFileMachines
+	}
+	t.tvmState.mu.Lock()
+	defer t.tvmState.mu.Unlock()
+	t.tvmState.perFile = n
 }
 
 // VulnsPerMachine is the configured average of vulnerability rows per machine.
@@ -91,6 +101,7 @@ type tvmSnapshot struct {
 	model    *tvmModel
 	machines []*machine
 	joined   []time.Time // per machine: when it joined (zero: always there)
+	perFile  int         // machines per export file
 
 	aggOnce sync.Once
 	agg     *tvmAggregates
@@ -123,7 +134,10 @@ func (t *Tenant) snapshot(now time.Time) *tvmSnapshot {
 	for i, m := range ms {
 		joined[i] = ts.added[strings.ToLower(m.ID)]
 	}
-	s := &tvmSnapshot{at: at, model: model, machines: ms, joined: joined, files: map[exportKind]*exportFiles{}}
+	s := &tvmSnapshot{at: at, model: model, machines: ms, joined: joined, perFile: max(1, ts.perFile), files: map[exportKind]*exportFiles{}}
+	if ts.perFile == 0 {
+		s.perFile = defaultExportFileMachines
+	}
 	// Keep two: downloads of the previous snapshot's files may still run.
 	ts.snaps = append(ts.snaps, s)
 	if len(ts.snaps) > 2 {

@@ -39,7 +39,7 @@ func rowsAt(tn *Tenant, s *tvmSnapshot, t time.Time) map[string]string {
 // applied in time order, are the rows at t2. Checked over windows of
 // different lengths, with a machine joining in the middle.
 func TestDeltaReplaysToTheNextState(t *testing.T) {
-	tn, now := tvmTenant(t, 400, 50)
+	tn, now := tvmTenant(t, 150, 50)
 	t1 := snapshotTime(*now)
 	for _, window := range []time.Duration{6 * time.Hour, 3 * day, 13 * day} {
 		*now = t1.Add(window / 2)
@@ -104,13 +104,13 @@ func TestDeltaReplaysToTheNextState(t *testing.T) {
 // tenant's size.
 func TestVulnsPerMachineIsCalibrated(t *testing.T) {
 	for _, want := range []float64{10, 50} {
-		tn, _ := tvmTenant(t, 1500, want)
+		tn, _ := tvmTenant(t, 800, want)
 		c := tn.TVMCounts()
-		got := float64(c.Vulnerabilities) / 1500
+		got := float64(c.Vulnerabilities) / 800
 		if math.Abs(got-want)/want > 0.25 {
 			t.Errorf("%v per machine asked, %.1f generated", want, got)
 		}
-		if c.Software < 1500*10 || c.CVEs == 0 || c.VulnerabilitiesWithoutCVE == 0 {
+		if c.Software < 800*10 || c.CVEs == 0 || c.VulnerabilitiesWithoutCVE == 0 {
 			t.Errorf("counts %+v", c)
 		}
 	}

@@ -96,7 +96,9 @@ func (tm *tvmModel) fix(p *tvmProduct, c *tvmCVE) fixInfo {
 	case fixApple:
 		return fixInfo{update: some(p.display + " " + tm.version(p, c.fixStep)), url: some("https://support.apple.com/en-us/100100")}
 	}
-	return fixInfo{}
+	// Third-party applications: TVM names an advisory number, with no id or
+	// link (the docs' Firefox row: "193220").
+	return fixInfo{update: some(strconv.Itoa(100000 + int(h%900000)))}
 }
 
 // vulnRowData are the derived fields of one vulnerability row.

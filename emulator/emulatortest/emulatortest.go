@@ -49,6 +49,8 @@ type config struct {
 	tenant     *emulator.Tenant
 	stateDir   string
 	logLevel   slog.Level
+	vulns      float64
+	perFile    int
 }
 
 // Option changes how New sets the emulator up.
@@ -56,6 +58,14 @@ type Option func(*config)
 
 // WithMachines generates n machines (default 100).
 func WithMachines(n int) Option { return func(c *config) { c.machines = n } }
+
+// WithVulnsPerMachine sets the average vulnerability rows per machine of
+// the generated tenant (default 50).
+func WithVulnsPerMachine(n float64) Option { return func(c *config) { c.vulns = n } }
+
+// WithExportFileMachines sets how many machines' rows one export file
+// holds (default 4,000), so small tenants can have several files.
+func WithExportFileMachines(n int) Option { return func(c *config) { c.perFile = n } }
 
 // WithSeed sets the tenant generator's seed (default 1).
 func WithSeed(s int64) Option { return func(c *config) { c.seed = s } }
@@ -89,11 +99,11 @@ func New(tb testing.TB, opts ...Option) *Emu {
 		if c.now != nil {
 			now = c.now()
 		}
-		tenant = emulator.Generate(emulator.GenerateOptions{Seed: c.seed, Machines: c.machines, Now: now})
+		tenant = emulator.Generate(emulator.GenerateOptions{Seed: c.seed, Machines: c.machines, Now: now, VulnsPerMachine: c.vulns})
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: c.logLevel}))
 	srv, err := emulator.New(emulator.Options{
-		Tenant: tenant, Logger: logger, Now: c.now, RateLimits: c.rateLimits, StateDir: c.stateDir,
+		Tenant: tenant, Logger: logger, Now: c.now, RateLimits: c.rateLimits, StateDir: c.stateDir, ExportFileMachines: c.perFile,
 	})
 	if err != nil {
 		tb.Fatalf("emulatortest: %v", err)
