@@ -7,5 +7,6 @@ type Store interface {
 	MachineStore
 	SyncStore
 	StatusStore
+	ExposureStore
 	Close() error
 }

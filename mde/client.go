@@ -63,6 +63,7 @@ type Client struct {
 	base     *url.URL
 	limiters *ratelimit.Group
 	log      *slog.Logger
+	export   ExportSettings
 }
 
 // New returns a client.

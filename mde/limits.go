@@ -76,6 +76,11 @@ func RequiredRoles(api string) []string {
 	case "PATCH /api/machines/{id}", "POST /api/machines/{id}/tags", "POST /api/machines/{id}/setDeviceValue",
 		"POST /api/machines/AddOrRemoveTagForMultipleMachines":
 		return []string{"Machine.ReadWrite.All"}
+	case apiVulnExportFiles, apiVulnExportJSON, apiVulnChanges, apiVulnerabilities,
+		"GET /api/machines/{id}/vulnerabilities", "GET /api/vulnerabilities/{id}":
+		return []string{"Vulnerability.Read.All"}
+	case apiSoftwareFiles, apiSoftwareJSON:
+		return []string{"Software.Read.All"}
 	}
 	return nil
 }
