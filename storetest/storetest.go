@@ -31,6 +31,9 @@ func Run(t *testing.T, open Opener) {
 		"RunSteps":               testRunSteps,
 		"Paging":                 testPaging,
 	}
+	for name, fn := range exposureTests {
+		tests[name] = fn
+	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open) })
 	}
