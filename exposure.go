@@ -1,9 +1,12 @@
 package mdebridge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -227,17 +230,19 @@ type SoftwareDetail struct {
 
 // MachineExposure sums up one machine's vulnerabilities and software.
 type MachineExposure struct {
-	DeviceID string
+	DeviceID string `json:"deviceId"`
 	// Vulnerabilities counts the machine's CVE rows by severity (Critical,
 	// High, Medium, Low, and "" for unknown).
-	Vulnerabilities map[string]int
+	Vulnerabilities map[string]int `json:"vulnerabilities"`
 	// CVEs is the number of distinct CVEs.
-	CVEs int
+	CVEs int `json:"cves"`
 	// MostSevere is its worst CVE (highest severity, then CVSS), if any.
-	MostSevere *MachineVulnerability
+	MostSevere *MachineVulnerability `json:"mostSevere"`
 	// Software is the number of installed products; VulnerableSoftware of
 	// them have a CVE; EndOfSupport are out of support.
-	Software, VulnerableSoftware, EndOfSupport int
+	Software           int `json:"software"`
+	VulnerableSoftware int `json:"vulnerableSoftware"`
+	EndOfSupport       int `json:"endOfSupport"`
 }
 
 // ExposureStore keeps the TVM data: the catalogue, the vulnerability rows
@@ -297,4 +302,105 @@ type ExposureSource interface {
 	// ListVulnerabilities hands the catalogue, or only the entries updated
 	// after updatedAfter when it is not zero.
 	ListVulnerabilities(ctx context.Context, updatedAfter time.Time, page func([]Vulnerability) error) error
+}
+
+// MarshalJSON writes the row as the exports do (camelCase, timestamps with
+// a space and no zone), with the fields in Extra.
+func (r MachineVulnerability) MarshalJSON() ([]byte, error) {
+	fields := []jsonField{
+		{"id", r.ID}, {"deviceId", r.DeviceID}, {"rbacGroupName", r.RBACGroupName}, {"deviceName", r.DeviceName},
+		{"osPlatform", r.OSPlatform}, {"osVersion", r.OSVersion}, {"osArchitecture", r.OSArchitecture},
+		{"softwareVendor", r.SoftwareVendor}, {"softwareName", r.SoftwareName}, {"softwareVersion", r.SoftwareVersion},
+		{"cveId", orNull(r.CVEID)}, {"vulnerabilitySeverityLevel", orNull(r.Severity)},
+		{"recommendedSecurityUpdate", orNull(r.RecommendedSecurityUpdate)}, {"recommendedSecurityUpdateId", orNull(r.RecommendedSecurityUpdateID)},
+		{"recommendedSecurityUpdateUrl", orNull(r.RecommendedSecurityUpdateURL)}, {"diskPaths", nonNil(r.DiskPaths)}, {"registryPaths", nonNil(r.RegistryPaths)},
+		{"lastSeenTimestamp", exportTime(r.LastSeen)}, {"firstSeenTimestamp", exportTime(r.FirstSeen)},
+		{"exploitabilityLevel", r.ExploitabilityLevel}, {"recommendationReference", r.RecommendationReference},
+	}
+	if r.SecurityUpdateAvailable != nil {
+		fields = append(fields, jsonField{"securityUpdateAvailable", *r.SecurityUpdateAvailable})
+	}
+	fields = append(fields, jsonField{"cvssScore", r.CVSSScore})
+	if r.Status != "" {
+		fields = append(fields, jsonField{"status", r.Status}, jsonField{"eventTimestamp", exportTime(r.EventTimestamp)})
+	}
+	return objectJSON(fields, r.Extra)
+}
+
+// MarshalJSON writes the row as the software inventory export does.
+func (r SoftwareInstall) MarshalJSON() ([]byte, error) {
+	var eos any
+	if !r.EndOfSupportDate.IsZero() {
+		eos = r.EndOfSupportDate.UTC().Format("2006-01-02T15:04:05+00:00")
+	}
+	return objectJSON([]jsonField{
+		{"deviceId", r.DeviceID}, {"rbacGroupName", r.RBACGroupName}, {"deviceName", r.DeviceName}, {"osPlatform", r.OSPlatform},
+		{"softwareVendor", r.SoftwareVendor}, {"softwareName", r.SoftwareName}, {"softwareVersion", r.SoftwareVersion},
+		{"numberOfWeaknesses", r.NumberOfWeaknesses}, {"diskPaths", nonNil(r.DiskPaths)}, {"registryPaths", nonNil(r.RegistryPaths)},
+		{"softwareFirstSeenTimestamp", exportTime(r.FirstSeen)}, {"endOfSupportStatus", r.EndOfSupportStatus}, {"endOfSupportDate", eos},
+	}, r.Extra)
+}
+
+type jsonField struct {
+	k string
+	v any
+}
+
+// objectJSON writes fields in order, then the members of extra: a member
+// of extra with a known name replaces it.
+func objectJSON(fields []jsonField, extra json.RawMessage) ([]byte, error) {
+	var more map[string]json.RawMessage
+	if len(extra) > 0 && json.Unmarshal(extra, &more) == nil {
+		for i := range fields {
+			if v, ok := more[fields[i].k]; ok {
+				fields[i].v = v
+				delete(more, fields[i].k)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(more)) {
+			fields = append(fields, jsonField{k, more[k]})
+		}
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, f := range fields {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(f.k)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(f.v)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func orNull(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// exportTime writes a timestamp as the exports do; zero is null.
+func exportTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02 15:04:05.999")
 }

@@ -137,6 +137,7 @@ func (a *App) MDE() (*mde.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.SetExportSettings(mde.ExportSettings{Parallel: a.Config.Exposure.ParallelDownloads, PageSize: a.Config.Exposure.PageSize})
 	a.client = c
 	return c, nil
 }
@@ -159,9 +160,9 @@ func (a *App) Engine(ctx context.Context) (*syncer.Engine, error) {
 		Logger:        a.Log,
 		Registerer:    a.Registry,
 		DescribeError: describe,
-		Steps: []syncer.Step{
+		Steps: append([]syncer.Step{
 			syncer.MachinesStep{Source: client, Store: store},
-		},
+		}, exposureSteps(a.Config.Exposure, client, store)...),
 	})
 	if err != nil {
 		return nil, err

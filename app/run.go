@@ -69,6 +69,8 @@ func commands() []command {
 		{"sync", "sync MDE into the store once", cmdSync},
 		{"status", "last sync of each step and what the store holds", cmdStatus},
 		{"machines", "list or show synced machines", cmdMachines},
+		{"vulns", "list or show vulnerabilities (CVEs) found on machines", cmdVulns},
+		{"software", "list or show installed software", cmdSoftware},
 		{"doctor", "test the connection: token, reachability, permissions per feature", cmdDoctor},
 		{"serve", "run the scheduler and the REST API", cmdServe},
 		{"emulate", "serve the emulated Microsoft cloud over TLS", cmdEmulate},

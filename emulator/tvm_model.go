@@ -78,10 +78,11 @@ func (c *tvmCVE) exploitLevel(t time.Time) string {
 	return "NoExploit"
 }
 
-// updatedOn is the catalogue's updatedOn at t: exploit news updates it.
+// updatedOn is the catalogue's updatedOn at t: the latest of its
+// publication, its later revision and its exploit news, as far as t.
 func (c *tvmCVE) updatedOn(t time.Time) time.Time {
-	u := c.updated
-	for _, x := range []time.Time{c.public, c.verified, c.inKit} {
+	u := c.published
+	for _, x := range []time.Time{c.updated, c.public, c.verified, c.inKit} {
 		if !x.IsZero() && !x.After(t) && x.After(u) {
 			u = x
 		}
@@ -409,13 +410,13 @@ func (tm *tvmModel) newCVE(l *tvmLine, n, j int, rel time.Time, year, slot int) 
 	ac := pick(21, 0.8, "L", "H")
 	pr := pick(22, 0.55+0.3*l.severe, "N", pick(23, 0.7, "L", "H"))
 	ui := pick(24, 0.55, "N", "R")
-	s := pick(25, 0.12, "C", "U")
+	s := pick(25, 0.05, "C", "U")
 	cia := func(k uint64) string {
 		u := unit(h(k))
 		switch {
-		case u < 0.35+0.45*l.severe:
+		case u < 0.2+0.35*l.severe:
 			return "H"
-		case u < 0.8:
+		case u < 0.75:
 			return "L"
 		}
 		return "N"

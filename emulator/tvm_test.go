@@ -94,7 +94,7 @@ func download(t *testing.T, emu *emulatortest.Emu, link string) int {
 }
 
 func TestFilesExportMatchesTheTenant(t *testing.T) {
-	emu, clk, tok := newTVMEmu(t, 250, emulatortest.WithExportFileMachines(200))
+	emu, clk, tok := newTVMEmu(t, 250, emulatortest.WithExportFileMachines(200), emulatortest.WithVulnsPerMachine(50))
 	want := tenantCounts(t, emu)
 	if want["vulnerabilities"] < 250*30 || want["software"] < 250*10 || want["cves"] == 0 {
 		t.Fatalf("tenant counts %v", want)

@@ -450,13 +450,18 @@ type blobReader struct {
 	size     int64 // -1: unknown
 	opened   bool
 	resumes  int
+	renewals int
 	fatal    error
 	lastErr  error
 	finished bool
 }
 
-// maxResumes bounds the reconnections of one download.
-const maxResumes = 6
+// maxResumes bounds the reconnections of one download, maxRenewals the
+// times its link is renewed.
+const (
+	maxResumes  = 6
+	maxRenewals = 2
+)
 
 func (b *blobReader) close() {
 	if b.body != nil {
@@ -563,12 +568,12 @@ func (b *blobReader) open() error {
 			// The SAS link expired (or was refused): renew the links once.
 			detail := blobErrorText(resp)
 			b.c.log.Info("export link refused, renewing", "file", fileName(b.path), "detail", detail)
-			if err := b.links.renew(b.ctx, gen); err != nil {
-				b.fatal = &fatalFileError{err}
+			if b.renewals++; b.renewals > maxRenewals {
+				b.fatal = &fatalFileError{fmt.Errorf("blob storage refused the link %d times, renewed each time: %s", b.renewals, detail)}
 				return b.fatal
 			}
-			if next, _ := b.links.get(b.path); next == link {
-				b.fatal = &fatalFileError{fmt.Errorf("blob storage refused a fresh link: %s", detail)}
+			if err := b.links.renew(b.ctx, gen); err != nil {
+				b.fatal = &fatalFileError{err}
 				return b.fatal
 			}
 			b.lastErr = fmt.Errorf("link refused: %s", detail)

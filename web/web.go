@@ -84,6 +84,8 @@ type Options struct {
 	Machines mdebridge.MachineStore // required
 	Runs     mdebridge.SyncStore    // required
 	Status   mdebridge.StatusStore  // required
+	// Exposure serves vulnerabilities and software; nil leaves them out.
+	Exposure mdebridge.ExposureStore
 	// Sync runs one sync; nil makes POST /api/v1/sync answer 501.
 	Sync func(ctx context.Context) (*mdebridge.SyncRun, error)
 	// Gatherer serves /metrics; nil serves an empty registry.
@@ -135,6 +137,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/sync", s.listRuns)
 	s.mux.HandleFunc("POST /api/v1/sync", s.startSync)
 	s.mux.HandleFunc("GET /api/v1/status", s.status)
+	s.addExposureRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path+"; see /api/v1/openapi.json")
 	})
