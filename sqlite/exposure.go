@@ -109,6 +109,14 @@ type dims struct {
 	cveWrites map[int64]bool
 	swWrites  []any // new software_versions rows
 	updWrites []any // new security_updates rows
+
+	// The exports list a machine's rows together, and an install's: the
+	// last device and version looked up are usually the next ones.
+	lastDevice      string
+	lastDeviceAttrs deviceAttrs
+	lastDeviceKey   int64
+	lastSoftware    softwareID
+	lastSoftwareKey int64
 }
 
 // loadDims reads every dimension into memory (small: one entry per
@@ -180,6 +188,15 @@ func loadDims(ctx context.Context, tx *sql.Tx) (*dims, error) {
 // device returns the key of a device, noting what the row says of it
 // (a value the row leaves empty keeps the known one).
 func (d *dims) device(id string, a deviceAttrs) int64 {
+	if d.lastDeviceKey != 0 && id == d.lastDevice && a == d.lastDeviceAttrs {
+		return d.lastDeviceKey
+	}
+	k := d.deviceKey(id, a)
+	d.lastDevice, d.lastDeviceAttrs, d.lastDeviceKey = id, a, k
+	return k
+}
+
+func (d *dims) deviceKey(id string, a deviceAttrs) int64 {
 	id = strings.ToLower(id)
 	k, ok := d.devices[id]
 	if !ok {
@@ -216,7 +233,12 @@ func (d *dims) device(id string, a deviceAttrs) int64 {
 }
 
 func (d *dims) softwareKey(s softwareID) int64 {
+	if d.lastSoftwareKey != 0 && s == d.lastSoftware {
+		return d.lastSoftwareKey
+	}
 	k, ok := d.software[s]
+	d.lastSoftware = s
+	defer func() { d.lastSoftwareKey = k }()
 	if !ok {
 		d.next[1]++
 		k = d.next[1]

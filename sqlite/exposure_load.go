@@ -25,8 +25,43 @@ type rowLoad[T any] struct {
 	dims    *dims
 	encode  func(d *dims, r *T, args []any) ([]any, uint64, error)
 	figures func(ctx context.Context, tx *sql.Tx, d *dims, keys []uint64) error
-	keys    []uint64
+	keys    keyChunks
 	done    bool
+}
+
+// keyChunks holds row keys in fixed chunks, so that millions of them never
+// need one growing slice (and its copy) at once.
+type keyChunks [][]uint64
+
+const keyChunk = 1 << 16
+
+func (k *keyChunks) add(keys []uint64) {
+	for len(keys) > 0 {
+		if n := len(*k); n == 0 || len((*k)[n-1]) == keyChunk {
+			*k = append(*k, make([]uint64, 0, keyChunk))
+		}
+		last := &(*k)[len(*k)-1]
+		m := min(keyChunk-len(*last), len(keys))
+		*last = append(*last, keys[:m]...)
+		keys = keys[m:]
+	}
+}
+
+// sorted returns the distinct keys in order, releasing the chunks as it
+// copies them.
+func (k *keyChunks) sorted() []uint64 {
+	n := 0
+	for _, c := range *k {
+		n += len(c)
+	}
+	out := make([]uint64, 0, n)
+	for i := range *k {
+		out = append(out, (*k)[i]...)
+		(*k)[i] = nil
+	}
+	*k = nil
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func next(table string) string { return table + "_next" }
@@ -97,7 +132,7 @@ func (l *rowLoad[T]) Add(ctx context.Context, rows []T) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	l.keys = append(l.keys, keys...)
+	l.keys.add(keys)
 	return nil
 }
 
@@ -109,8 +144,15 @@ func (l *rowLoad[T]) Commit(ctx context.Context) (int, error) {
 		return 0, errors.New("the load is finished")
 	}
 	// A row handed twice (a file downloaded again) is one row.
-	slices.Sort(l.keys)
-	l.keys = slices.Compact(l.keys)
+	keys := l.keys.sorted()
+	// Index builds sort millions of entries: let the sorter spill to
+	// temporary files rather than hold them all in this process's memory.
+	// (The writer is one connection; the pragma cannot change inside a
+	// transaction.)
+	if _, err := l.db.write.ExecContext(ctx, `PRAGMA temp_store = FILE`); err != nil {
+		return 0, err
+	}
+	defer l.db.write.ExecContext(context.WithoutCancel(ctx), `PRAGMA temp_store = MEMORY`)
 	tx, err := l.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -138,16 +180,14 @@ func (l *rowLoad[T]) Commit(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("swap in %s: %s: %w", l.table, firstLine(q), err)
 		}
 	}
-	if err := l.figures(ctx, tx, l.dims, l.keys); err != nil {
+	if err := l.figures(ctx, tx, l.dims, keys); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, err
 	}
 	l.done = true
-	n := len(l.keys)
-	l.keys = nil
-	return n, nil
+	return len(keys), nil
 }
 
 func firstLine(s string) string {
@@ -160,7 +200,7 @@ func (l *rowLoad[T]) Abort(ctx context.Context) error {
 	if l.done {
 		return nil
 	}
-	l.done, l.keys = true, nil
+	l.done, l.keys = true, nil // the twin goes; so do its keys
 	_, err := l.db.write.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS `+next(l.table))
 	return err
 }
