@@ -602,7 +602,7 @@ func getJSON(t *testing.T, url string, v any) {
 
 func TestDemoOnce(t *testing.T) {
 	dir := t.TempDir()
-	r := (&cli{t: t}).run("demo", "--dir", dir, "--machines", "300", "--once")
+	r := (&cli{t: t}).run("demo", "--dir", dir, "--machines", "300", "--vulns-per-machine", "5", "--once")
 	if r.code != 0 || !strings.Contains(r.stdout, "succeeded") {
 		t.Fatalf("demo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}

@@ -121,7 +121,7 @@ func TestExposureAtScale(t *testing.T) {
 // Changes between full exports come from the delta API, and leave the
 // store exactly as the tenant.
 func TestExposureDeltaReachesTheTenant(t *testing.T) {
-	emu, clk := newTVMEmulator(t, 200)
+	emu, clk := newTVMEmulator(t, 100)
 	c := newCLI(t, emu, emu.App)
 	c.mustRun("sync")
 	storedAsTenant(t, c, emu)
@@ -156,7 +156,7 @@ func TestExposureDeltaReachesTheTenant(t *testing.T) {
 // whole. A file that stays broken fails the step with its name, and the
 // rows of the last good sync stay.
 func TestExposureBadDownloads(t *testing.T) {
-	emu, _ := newTVMEmulator(t, 300, emulatortest.WithExportFileMachines(120), emulatortest.WithRateLimits(emulator.RateLimits{Off: true}))
+	emu, _ := newTVMEmulator(t, 150, emulatortest.WithExportFileMachines(60), emulatortest.WithRateLimits(emulator.RateLimits{Off: true}))
 	blob := "GET /tvm-export/{date}/{time}/{kind}/json/{org}/{file}"
 	for _, tc := range []struct {
 		name   string
