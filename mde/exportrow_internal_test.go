@@ -25,3 +25,32 @@ func BenchmarkDecodeVulnerabilityRow(b *testing.B) {
 		}
 	}
 }
+
+func FuzzContentRange(f *testing.F) {
+	for _, s := range []string{"bytes 10-19/100", "bytes 0-0/*", "bytes -1/5", "", "bytes 5-2/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		start, size, ok := contentRange(s)
+		if ok && (start < 0 || size != -1 && size <= start) {
+			t.Fatalf("%q: start %d of %d accepted", s, start, size)
+		}
+	})
+}
+
+func FuzzParseExportTime(f *testing.F) {
+	for _, s := range []string{"2020-12-30 14:17:26", "2021-01-11 09:47:58.854", "2020-11-03 10:13:34.8476880", "2021-02-31 00:00:00", "2021-01-11T09:47:58"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseExportTime([]byte(s))
+		if !ok {
+			return
+		}
+		// The fast path agrees with the general parser.
+		want, err := ParseTime(s)
+		if err != nil || !got.Equal(want) {
+			t.Fatalf("%q: fast %v, general %v (%v)", s, got, want, err)
+		}
+	})
+}

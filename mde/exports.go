@@ -647,7 +647,8 @@ func contentRange(h string) (start, size int64, ok bool) {
 	if total == "*" {
 		size, err2 = -1, nil
 	}
-	return start, size, err1 == nil && err2 == nil
+	ok = err1 == nil && err2 == nil && start >= 0 && (size == -1 || size > start)
+	return start, size, ok
 }
 
 // redactURLError drops the SAS query from a transport error's URL.
