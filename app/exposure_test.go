@@ -33,17 +33,6 @@ func newTVMEmulator(t *testing.T, machines int, opts ...emulatortest.Option) (*e
 	return emulatortest.New(t, append([]emulatortest.Option{emulatortest.WithMachines(machines), emulatortest.WithNow(clk.now)}, opts...)...), clk
 }
 
-// tenantCounts is what GET /_emulator/tenant says the tenant holds.
-func tenantCounts(t *testing.T, emu *emulatortest.Emu) map[string]int {
-	t.Helper()
-	var tn struct{ Counts map[string]int }
-	resp, body := emu.Get(t, "/_emulator/tenant", "")
-	if resp.StatusCode != 200 || json.Unmarshal(body, &tn) != nil {
-		t.Fatalf("tenant: %d %s", resp.StatusCode, body)
-	}
-	return tn.Counts
-}
-
 func (c *cli) counts() map[string]int {
 	c.t.Helper()
 	var st struct {
@@ -58,7 +47,7 @@ func (c *cli) counts() map[string]int {
 // storedAsTenant checks that the store holds exactly the tenant's rows.
 func storedAsTenant(t *testing.T, c *cli, emu *emulatortest.Emu) {
 	t.Helper()
-	want, got := tenantCounts(t, emu), c.counts()
+	want, got := emu.TenantCounts(t), c.counts()
 	for _, k := range [][2]string{
 		{"vulnerabilities", "machine_vulnerabilities"}, {"vulnerabilitiesWithoutCve", "machine_vulnerabilities_without_cve"},
 		{"software", "machine_software"}, {"cves", "cves"}, {"vulnerableMachines", "vulnerable_machines"}, {"machines", "machines"},
@@ -185,7 +174,7 @@ func TestExposureBadDownloads(t *testing.T) {
 					t.Errorf("fault %+v never fired", f)
 				}
 			}
-			want, got := tenantCounts(t, emu), c.counts()
+			want, got := emu.TenantCounts(t), c.counts()
 			if want["vulnerabilities"] != got["machine_vulnerabilities"] || want["software"] != got["machine_software"] {
 				t.Errorf("stored %v, the tenant holds %v", got, want)
 			}
@@ -263,7 +252,7 @@ func TestExposureCommands(t *testing.T) {
 	emu, _ := newTVMEmulator(t, 300)
 	// A machine the exports name but the machine inventory does not: the
 	// export snapshot is taken, then the machine leaves the tenant.
-	tenantCounts(t, emu)
+	emu.TenantCounts(t)
 	var ms struct {
 		Value []struct {
 			ID string `json:"id"`

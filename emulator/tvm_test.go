@@ -57,16 +57,6 @@ func follow(t *testing.T, emu *emulatortest.Emu, path, token string) ([]map[stri
 	return all, calls
 }
 
-func tenantCounts(t *testing.T, emu *emulatortest.Emu) map[string]int {
-	t.Helper()
-	var tn struct{ Counts map[string]int }
-	resp, body := emu.Get(t, "/_emulator/tenant", "")
-	if resp.StatusCode != 200 || json.Unmarshal(body, &tn) != nil {
-		t.Fatalf("tenant: %d %s", resp.StatusCode, body)
-	}
-	return tn.Counts
-}
-
 // download fetches an export file and counts its JSON Lines records.
 func download(t *testing.T, emu *emulatortest.Emu, link string) int {
 	t.Helper()
@@ -95,7 +85,7 @@ func download(t *testing.T, emu *emulatortest.Emu, link string) int {
 
 func TestFilesExportMatchesTheTenant(t *testing.T) {
 	emu, clk, tok := newTVMEmu(t, 250, emulatortest.WithExportFileMachines(200), emulatortest.WithVulnsPerMachine(50))
-	want := tenantCounts(t, emu)
+	want := emu.TenantCounts(t)
 	if want["vulnerabilities"] < 250*30 || want["software"] < 250*10 || want["cves"] == 0 {
 		t.Fatalf("tenant counts %v", want)
 	}
@@ -175,7 +165,7 @@ func TestFilesExportMatchesTheTenant(t *testing.T) {
 
 func TestJSONExportPages(t *testing.T) {
 	emu, _, tok := newTVMEmu(t, 150, emulatortest.WithExportFileMachines(40))
-	want := tenantCounts(t, emu)
+	want := emu.TenantCounts(t)
 	rows, calls := follow(t, emu, "/api/machines/SoftwareVulnerabilitiesByMachine?pageSize=1500", tok)
 	total := want["vulnerabilities"] + want["vulnerabilitiesWithoutCve"]
 	if len(rows) != total || calls != (total+1499)/1500 {
@@ -235,7 +225,7 @@ func TestDeltaAPI(t *testing.T) {
 
 func TestTVMEndpoints(t *testing.T) {
 	emu, _, tok := newTVMEmu(t, 200)
-	want := tenantCounts(t, emu)
+	want := emu.TenantCounts(t)
 	// The whole catalogue, in 8,000-CVE pages (decoded lightly: it is big).
 	type cveRef struct {
 		ID      string  `json:"id"`
@@ -494,7 +484,7 @@ func TestPrepareExports(t *testing.T) {
 	if resp.StatusCode != 200 || json.Unmarshal(body, &got) != nil {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
-	want := tenantCounts(t, emu)
+	want := emu.TenantCounts(t)
 	if got.Rows["vulnerabilities"] != want["vulnerabilities"]+want["vulnerabilitiesWithoutCve"] || got.Rows["software"] != want["software"] {
 		t.Errorf("prepared %v, tenant %v", got.Rows, want)
 	}

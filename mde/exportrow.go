@@ -617,17 +617,37 @@ func (d *rowDecoder) takeExtra() []byte {
 	return out
 }
 
-// vulnerability decodes one AssetVulnerability (or DeltaAssetVulnerability)
-// record.
-func (d *rowDecoder) vulnerability(line []byte, r *mdebridge.MachineVulnerability) error {
-	*r = mdebridge.MachineVulnerability{}
+// record decodes one export record: field reads the value of a member
+// whose lower-cased name it knows and reports whether it did; the others
+// are kept in the record's extra object.
+func (d *rowDecoder) record(line []byte, field func(s *jsonScanner, key []byte) (bool, error)) (extra []byte, err error) {
 	d.extra = d.extra[:0]
 	s := &jsonScanner{b: line}
 	var kbuf [48]byte
 	var keyScratch []byte
-	err := s.object(&keyScratch, func(key []byte) error {
+	err = s.object(&keyScratch, func(key []byte) error {
+		known, err := field(s, lowerKey(&kbuf, key))
+		switch {
+		case err != nil:
+			return &fieldError{field: string(key), err: err}
+		case !known:
+			return d.keepExtra(s, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d.takeExtra(), nil
+}
+
+// vulnerability decodes one AssetVulnerability (or DeltaAssetVulnerability)
+// record.
+func (d *rowDecoder) vulnerability(line []byte, r *mdebridge.MachineVulnerability) error {
+	*r = mdebridge.MachineVulnerability{}
+	extra, err := d.record(line, func(s *jsonScanner, key []byte) (bool, error) {
 		var err error
-		switch string(lowerKey(&kbuf, key)) {
+		switch string(key) {
 		case "id":
 			var b []byte
 			if !s.null() {
@@ -686,17 +706,14 @@ func (d *rowDecoder) vulnerability(line []byte, r *mdebridge.MachineVulnerabilit
 		case "eventtimestamp":
 			r.EventTimestamp, err = d.timeValue(s)
 		default:
-			return d.keepExtra(s, key)
+			return false, nil
 		}
-		if err != nil {
-			return &fieldError{field: string(key), err: err}
-		}
-		return nil
+		return true, err
 	})
 	if err != nil {
 		return err
 	}
-	r.Extra = d.takeExtra()
+	r.Extra = extra
 	if r.DeviceID == "" {
 		return errors.New("record without a deviceId")
 	}
@@ -706,13 +723,9 @@ func (d *rowDecoder) vulnerability(line []byte, r *mdebridge.MachineVulnerabilit
 // software decodes one AssetSoftware record.
 func (d *rowDecoder) software(line []byte, r *mdebridge.SoftwareInstall) error {
 	*r = mdebridge.SoftwareInstall{}
-	d.extra = d.extra[:0]
-	s := &jsonScanner{b: line}
-	var kbuf [48]byte
-	var keyScratch []byte
-	err := s.object(&keyScratch, func(key []byte) error {
+	extra, err := d.record(line, func(s *jsonScanner, key []byte) (bool, error) {
 		var err error
-		switch string(lowerKey(&kbuf, key)) {
+		switch string(key) {
 		case "deviceid":
 			r.DeviceID, err = d.strValue(s)
 		case "devicename":
@@ -742,17 +755,14 @@ func (d *rowDecoder) software(line []byte, r *mdebridge.SoftwareInstall) error {
 		case "endofsupportdate":
 			r.EndOfSupportDate, err = d.timeValue(s)
 		default:
-			return d.keepExtra(s, key)
+			return false, nil
 		}
-		if err != nil {
-			return &fieldError{field: string(key), err: err}
-		}
-		return nil
+		return true, err
 	})
 	if err != nil {
 		return err
 	}
-	r.Extra = d.takeExtra()
+	r.Extra = extra
 	if r.DeviceID == "" {
 		return errors.New("record without a deviceId")
 	}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -235,27 +236,23 @@ func (s *Server) machineExposure(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) machineVulnerabilities(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.deviceOf(w, r, r.PathValue("key"))
-	if !ok {
-		return
-	}
-	rows, err := s.opts.Exposure.MachineVulnerabilities(r.Context(), id)
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": rows, "total": len(rows)})
+	machineRows(s, w, r, s.opts.Exposure.MachineVulnerabilities)
 }
 
 func (s *Server) machineSoftware(w http.ResponseWriter, r *http.Request) {
+	machineRows(s, w, r, s.opts.Exposure.MachineSoftware)
+}
+
+// machineRows answers the rows of the machine named by {key}.
+func machineRows[T any](s *Server, w http.ResponseWriter, r *http.Request, rows func(context.Context, string) ([]T, error)) {
 	id, ok := s.deviceOf(w, r, r.PathValue("key"))
 	if !ok {
 		return
 	}
-	rows, err := s.opts.Exposure.MachineSoftware(r.Context(), id)
+	list, err := rows(r.Context(), id)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": rows, "total": len(rows)})
+	writeJSON(w, http.StatusOK, map[string]any{"items": list, "total": len(list)})
 }

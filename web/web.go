@@ -259,19 +259,12 @@ func paging(q url.Values) (limit, offset int, err error) {
 
 func (s *Server) getMachine(w http.ResponseWriter, r *http.Request) {
 	m, err := s.opts.Machines.FindMachine(r.Context(), r.PathValue("key"))
-	var amb *mdebridge.AmbiguousError
-	var nf *mdebridge.NotFoundError
-	switch {
-	case errors.As(err, &amb):
-		writeJSON(w, http.StatusConflict, map[string]apiError{"error": {Code: "ambiguous", Message: err.Error(), Candidates: amb.Candidates}})
-	case errors.As(err, &nf):
-		writeJSON(w, http.StatusNotFound, map[string]apiError{"error": {Code: "not_found", Message: err.Error(), Candidates: nf.Near}})
-	case err != nil:
-		s.internal(w, r, err)
-	default:
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(m.Raw)
+	if err != nil {
+		s.lookupError(w, r, err)
+		return
 	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(m.Raw)
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {

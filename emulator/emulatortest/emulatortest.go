@@ -247,3 +247,15 @@ func (e *Emu) Do(tb testing.TB, method, path, token, body string) (*http.Respons
 	}
 	return resp, data
 }
+
+// TenantCounts is what GET /_emulator/tenant says the tenant holds: its
+// machines and the rows of its current export snapshot.
+func (e *Emu) TenantCounts(tb testing.TB) map[string]int {
+	tb.Helper()
+	var tn struct{ Counts map[string]int }
+	resp, body := e.Get(tb, "/_emulator/tenant", "")
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &tn) != nil {
+		tb.Fatalf("emulatortest: tenant: %d %s", resp.StatusCode, body)
+	}
+	return tn.Counts
+}
