@@ -117,6 +117,49 @@ type dims struct {
 	lastDeviceKey   int64
 	lastSoftware    softwareID
 	lastSoftwareKey int64
+
+	// Boxing every column value of millions of rows into interfaces for
+	// database/sql is most of a load's garbage; values that repeat are
+	// boxed once.
+	boxed     [4][]any // per dimension, by key
+	lastTimes [2]struct {
+		v int64
+		b any
+	}
+	lastDisk, lastReg []string
+	lastPaths         any
+}
+
+// box returns dimension key k of slot as an interface, boxing it once.
+func (d *dims) box(slot int, k int64) any {
+	b := d.boxed[slot]
+	if int(k) >= len(b) {
+		b = append(b, make([]any, int(k)-len(b)+1024)...)
+		d.boxed[slot] = b
+	}
+	if b[k] == nil {
+		b[k] = k
+	}
+	return b[k]
+}
+
+// boxTime boxes a timestamp column, reusing the last one when it repeats
+// (a machine's rows share their last-seen time).
+func (d *dims) boxTime(i int, v int64) any {
+	if l := &d.lastTimes[i]; l.b != nil && l.v == v {
+		return l.b
+	}
+	d.lastTimes[i].v, d.lastTimes[i].b = v, v
+	return d.lastTimes[i].b
+}
+
+// paths packs an install's paths, reusing the last row's when they repeat.
+func (d *dims) paths(disk, reg []string) any {
+	if d.lastPaths != nil && slices.Equal(disk, d.lastDisk) && slices.Equal(reg, d.lastReg) {
+		return d.lastPaths
+	}
+	d.lastDisk, d.lastReg, d.lastPaths = disk, reg, joinPaths(disk, reg)
+	return d.lastPaths
 }
 
 // loadDims reads every dimension into memory (small: one entry per

@@ -286,8 +286,8 @@ func appendVulnRow(d *dims, r *mdebridge.MachineVulnerability, args []any) ([]an
 	if ref := r.RecommendationReference; ref != "" && ref != "va-_-"+r.SoftwareVendor+"-_-"+r.SoftwareName {
 		extra = withExtra(extra, "recommendationReference", ref) // kept: it is not the usual one
 	}
-	return append(args, dk, sk, ck, unixMilli(r.FirstSeen), unixMilli(r.LastSeen), uk, vulnFlags(r.SecurityUpdateAvailable),
-		joinPaths(r.DiskPaths, r.RegistryPaths), rowID, nullText(extra)), key, nil
+	return append(args, d.box(0, dk), d.box(1, sk), d.box(2, ck), d.boxTime(0, unixMilli(r.FirstSeen)), d.boxTime(1, unixMilli(r.LastSeen)),
+		d.box(3, uk), vulnFlags(r.SecurityUpdateAvailable), d.paths(r.DiskPaths, r.RegistryPaths), rowID, nullText(extra)), key, nil
 }
 
 func appendSoftwareRow(d *dims, r *mdebridge.SoftwareInstall, args []any) ([]any, uint64, error) {
@@ -300,8 +300,8 @@ func appendSoftwareRow(d *dims, r *mdebridge.SoftwareInstall, args []any) ([]any
 	if err != nil {
 		return args, 0, err
 	}
-	return append(args, dk, sk, unixMilli(r.FirstSeen), int64(r.NumberOfWeaknesses), r.EndOfSupportStatus, unixMilli(r.EndOfSupportDate),
-		joinPaths(r.DiskPaths, r.RegistryPaths), nullText(r.Extra)), key, nil
+	return append(args, d.box(0, dk), d.box(1, sk), d.boxTime(0, unixMilli(r.FirstSeen)), int64(r.NumberOfWeaknesses), r.EndOfSupportStatus,
+		d.boxTime(1, unixMilli(r.EndOfSupportDate)), d.paths(r.DiskPaths, r.RegistryPaths), nullText(r.Extra)), key, nil
 }
 
 // eosRanks orders end-of-support statuses, worst last.
