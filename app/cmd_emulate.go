@@ -91,16 +91,17 @@ Stop with Ctrl-C.
 
 // emulatorOptions configure an in-process emulator.
 type emulatorOptions struct {
-	addr     string
-	stateDir string
-	machines int
+	addr       string
+	stateDir   string
+	machines   int
+	seed       int64
+	rateLimits string
+	limits     emulator.RateLimits
+	tenantFile string
+	log        *slog.Logger
+
 	// vulnsPerMachine is the average vulnerability rows per machine (0: 50).
 	vulnsPerMachine float64
-	seed            int64
-	rateLimits      string
-	limits          emulator.RateLimits
-	tenantFile      string
-	log             *slog.Logger
 }
 
 // runningEmulator is an emulator serving TLS, with a client configuration

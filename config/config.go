@@ -131,11 +131,12 @@ type Log struct {
 // Default returns the configuration used where the file and the environment are silent.
 func Default() Config {
 	return Config{
-		Azure:    Azure{Cloud: "public"},
-		Store:    Store{Driver: "sqlite", Path: "mdebridge.db"},
-		Sync:     Sync{Interval: Duration(time.Hour), MaxAttempts: 6, MaxBackoff: Duration(time.Minute)},
-		Serve:    Serve{Addr: "127.0.0.1:8080"},
-		Log:      Log{Level: "info", Format: "text"},
+		Azure: Azure{Cloud: "public"},
+		Store: Store{Driver: "sqlite", Path: "mdebridge.db"},
+		Sync:  Sync{Interval: Duration(time.Hour), MaxAttempts: 6, MaxBackoff: Duration(time.Minute)},
+		Serve: Serve{Addr: "127.0.0.1:8080"},
+		Log:   Log{Level: "info", Format: "text"},
+
 		Exposure: Exposure{FullExportEvery: Duration(24 * time.Hour), Via: "files", ParallelDownloads: 2, PageSize: 200_000, DeltaLimit: 250_000},
 	}
 }
