@@ -1,6 +1,7 @@
 package mde
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -96,6 +97,22 @@ func (s *jsonScanner) str(scratch *[]byte) ([]byte, error) {
 	}
 	s.i++
 	start := s.i
+	// Most strings are plain ASCII: find the closing quote at once and
+	// check what lies before it.
+	if q := bytes.IndexByte(s.b[start:], '"'); q >= 0 {
+		seg := s.b[start : start+q]
+		plain := true
+		for _, c := range seg {
+			if notPlain[c] {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			s.i = start + q + 1
+			return seg, nil
+		}
+	}
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		switch {
@@ -119,6 +136,15 @@ func (s *jsonScanner) str(scratch *[]byte) ([]byte, error) {
 	}
 	return nil, errSyntax
 }
+
+// notPlain marks the bytes the fast path of str leaves to the slow one:
+// control characters, the backslash and non-ASCII.
+var notPlain = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c < 0x20 || c == '\\' || c >= utf8.RuneSelf
+	}
+	return t
+}()
 
 func (s *jsonScanner) strEscaped(start int, scratch *[]byte) ([]byte, error) {
 	out := append((*scratch)[:0], s.b[start:s.i]...)
