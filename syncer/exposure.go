@@ -318,7 +318,9 @@ func loadOnce[T any](ctx context.Context, r *StepRun,
 	if info.Skipped {
 		return info, 0, nil
 	}
+	start := time.Now()
 	n, err := load.Commit(ctx)
+	r.Logger.Debug("load committed", "rows", n, "seconds", time.Since(start).Seconds())
 	if err != nil {
 		r.AddItems(-delivered)
 		return info, 0, fmt.Errorf("commit: %w", err)
