@@ -12,5 +12,6 @@ type Store interface {
 	AuditStore
 	BulkStore
 	IndicatorStore
+	ExposureStore
 	Close() error
 }

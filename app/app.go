@@ -155,6 +155,7 @@ func (a *App) MDE() (*mde.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.SetExportSettings(mde.ExportSettings{Parallel: a.Config.Exposure.ParallelDownloads, PageSize: a.Config.Exposure.PageSize})
 	a.client = c
 	return c, nil
 }
@@ -177,12 +178,12 @@ func (a *App) Engine(ctx context.Context) (*syncer.Engine, error) {
 		Logger:        a.Log,
 		Registerer:    a.Registry,
 		DescribeError: describe,
-		Steps: []syncer.Step{
+		Steps: append([]syncer.Step{
 			syncer.MachinesStep{Source: client, Store: store},
 			syncer.IndicatorsStep{Source: client, Store: store},
 			syncer.MachineActionsStep{Source: client, Store: store},
 			syncer.LogonUsersStep{Source: client, Store: store, PerMachineBudget: a.Config.Sync.LogonUserCalls},
-		},
+		}, exposureSteps(a.Config.Exposure, client, store)...),
 	})
 	if err != nil {
 		return nil, err

@@ -160,7 +160,7 @@ func TestSyncListShow(t *testing.T) {
 	c := newCLI(t, emu, emu.App)
 
 	s, r := c.sync()
-	if r.code != 0 || s.Status != "succeeded" || len(s.Steps) == 0 {
+	if r.code != 0 || s.Status != "succeeded" || len(s.Steps) == 0 || s.Steps[0].Name != "machines" {
 		t.Fatalf("sync: exit %d %+v\n%s", r.code, s, r.stderr)
 	}
 	step := s.Steps[0]
@@ -599,7 +599,7 @@ func getJSON(t *testing.T, url string, v any) {
 
 func TestDemoOnce(t *testing.T) {
 	dir := t.TempDir()
-	r := (&cli{t: t}).run("demo", "--dir", dir, "--machines", "300", "--once")
+	r := (&cli{t: t}).run("demo", "--dir", dir, "--machines", "300", "--vulns-per-machine", "5", "--once")
 	if r.code != 0 || !strings.Contains(r.stdout, "succeeded") {
 		t.Fatalf("demo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}

@@ -15,11 +15,12 @@ func cmdDemo(ctx context.Context, env *Env, g *globals, args []string) int {
 	o := emulatorOptions{addr: "127.0.0.1:0"}
 	fs.StringVar(&o.stateDir, "dir", "mdebridge-demo", "directory for the demo's configuration, CA and SQLite file")
 	fs.IntVar(&o.machines, "machines", 5000, "machines in the emulated tenant")
+	fs.Float64Var(&o.vulnsPerMachine, "vulns-per-machine", 50, "average vulnerability rows per machine in the emulated tenant")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the emulated tenant")
 	fs.StringVar(&o.rateLimits, "rate-limits", "real", "emulator rate limits: real, off or xK")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address of the REST API")
 	once := fs.Bool("once", false, "sync once and exit instead of serving")
-	if ok, code := parseFlags(fs, env, g, args, "demo [--dir DIR] [--machines N] [--addr HOST:PORT] [--once]"); !ok {
+	if ok, code := parseFlags(fs, env, g, args, "demo [--dir DIR] [--machines N] [--vulns-per-machine N] [--addr HOST:PORT] [--once]"); !ok {
 		return code
 	}
 	rl, err := emulator.ParseRateLimits(o.rateLimits)

@@ -28,6 +28,7 @@ func cmdEmulate(ctx context.Context, env *Env, g *globals, args []string) int {
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8443", "listen address (TLS)")
 	fs.StringVar(&o.stateDir, "state-dir", "mdebridge-emulator", "directory for ca.pem, mdebridge.yaml and the emulator's keys")
 	fs.IntVar(&o.machines, "machines", 1000, "machines in the generated tenant")
+	fs.Float64Var(&o.vulnsPerMachine, "vulns-per-machine", 50, "average vulnerability rows per machine in the generated tenant")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the generated tenant (same seed, same tenant)")
 	fs.StringVar(&o.rateLimits, "rate-limits", "real", "real (Microsoft's documented limits), off, or xK (every window divided by K)")
 	fs.StringVar(&o.tenantFile, "tenant-file", "", "serve this tenant JSON file; when it does not exist, write the generated tenant to it")
@@ -51,7 +52,7 @@ func cmdEmulate(ctx context.Context, env *Env, g *globals, args []string) int {
 	o.log = logger
 	if *dump != "" {
 		start := time.Now()
-		t := emulator.Generate(emulator.GenerateOptions{Seed: o.seed, Machines: o.machines, Now: time.Now().UTC()})
+		t := emulator.Generate(emulator.GenerateOptions{Seed: o.seed, Machines: o.machines, Now: time.Now().UTC(), VulnsPerMachine: o.vulnsPerMachine})
 		if err := t.WriteFile(*dump); err != nil {
 			return fail(env, "emulate", err)
 		}
@@ -99,6 +100,9 @@ type emulatorOptions struct {
 	limits     emulator.RateLimits
 	tenantFile string
 	log        *slog.Logger
+
+	// vulnsPerMachine is the average vulnerability rows per machine (0: 50).
+	vulnsPerMachine float64
 }
 
 // runningEmulator is an emulator serving TLS, with a client configuration
@@ -135,7 +139,7 @@ func startEmulator(ctx context.Context, o emulatorOptions) (*runningEmulator, er
 		}
 	}
 	if tenant == nil {
-		tenant = emulator.Generate(emulator.GenerateOptions{Seed: o.seed, Machines: o.machines, Now: time.Now().UTC()})
+		tenant = emulator.Generate(emulator.GenerateOptions{Seed: o.seed, Machines: o.machines, Now: time.Now().UTC(), VulnsPerMachine: o.vulnsPerMachine})
 		if o.tenantFile != "" {
 			if err := tenant.WriteFile(o.tenantFile); err != nil {
 				return nil, err

@@ -181,6 +181,9 @@ func machinesShow(ctx context.Context, env *Env, g *globals, args []string) int 
 		return ExitOK
 	}
 	printMachine(env.Stdout, m)
+	if err := printMachineExposure(ctx, env.Stdout, store, m.ID); err != nil {
+		return fail(env, "machines show", err)
+	}
 	printResponseState(ctx, env.Stdout, store, m.ID)
 	return ExitOK
 }

@@ -70,7 +70,7 @@ func serve(ctx context.Context, env *Env, a *App, o serveOptions) error {
 	}
 	version, _ := Version()
 	h, err := web.New(web.Options{
-		Machines: store, Runs: store, Status: store, Hunting: client, LogonUsers: store,
+		Machines: store, Runs: store, Status: store, Hunting: client, LogonUsers: store, Exposure: store,
 		Gatherer: a.Registry, Logger: a.Log.With("component", "web"),
 		Version: version, BaseContext: ctx,
 		Sync: func(ctx context.Context) (*mdebridge.SyncRun, error) {

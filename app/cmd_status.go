@@ -65,8 +65,12 @@ func cmdStatus(ctx context.Context, env *Env, g *globals, args []string) int {
 			fmtDuration(time.Since(r.StartedAt)))
 	}
 	fmt.Fprintln(w)
+	width := 18
+	for k := range rep.Counts {
+		width = max(width, len(k))
+	}
 	for _, k := range slices.Sorted(maps.Keys(rep.Counts)) {
-		fmt.Fprintf(w, "%-20s %s\n", k, thousands(rep.Counts[k]))
+		fmt.Fprintf(w, "%-*s %s\n", width, k, thousands(rep.Counts[k]))
 	}
 	if len(rep.Steps) > 0 {
 		fmt.Fprintln(w)

@@ -14,17 +14,6 @@ import (
 	"github.com/mdebridge/mdebridge/emulator/emulatortest"
 )
 
-// tenantCounts is what GET /_emulator/tenant says the tenant holds.
-func tenantCounts(t *testing.T, emu *emulatortest.Emu) map[string]int {
-	t.Helper()
-	_, body := emu.Get(t, "/_emulator/tenant", "")
-	var ten struct{ Counts map[string]int }
-	if err := json.Unmarshal(body, &ten); err != nil {
-		t.Fatal(err)
-	}
-	return ten.Counts
-}
-
 func (c *cli) counts() map[string]int {
 	c.t.Helper()
 	var st struct {
@@ -65,7 +54,7 @@ func TestLogonUsersByHunting(t *testing.T) {
 		t.Fatalf("sync: exit %d\n%s", r.code, r.stderr)
 	}
 	step := stepNamed(t, s, "logon-users")
-	want := tenantCounts(t, emu)
+	want := emu.TenantCounts(t)
 	if step.Status != "succeeded" || step.APICalls != 1 || step.CallsByAPI["POST /api/advancedqueries/run"] != 1 || step.Items != want["machineLogonUsers"] {
 		t.Errorf("logon-users step %+v; the tenant holds %v", step, want)
 	}
@@ -142,7 +131,7 @@ func TestLogonUsersFallBackPerMachine(t *testing.T) {
 	if step := stepNamed(t, s, "logon-users"); step.CallsByAPI["GET /api/machines/{id}/logonusers"] != 20 {
 		t.Errorf("second sync resumes with the last 20 machines: %+v", step)
 	}
-	want := tenantCounts(t, emu)
+	want := emu.TenantCounts(t)
 	if got := c.counts(); got["machine_logon_users"] != want["machineLogonUsers"] || got["logon_users"] != want["logonUsers"] {
 		t.Errorf("stored %v; the tenant holds %v", got, want)
 	}
@@ -330,7 +319,7 @@ func TestLogonUsers20kWithinCalls(t *testing.T) {
 		t.Fatalf("sync: %d %s", r.code, r.stderr)
 	}
 	step := stepNamed(t, s, "logon-users")
-	want := tenantCounts(t, emu)
+	want := emu.TenantCounts(t)
 	if got := c.counts(); got["machine_logon_users"] != want["machineLogonUsers"] || got["logon_users"] != want["logonUsers"] {
 		t.Errorf("stored %v; the tenant holds %v", got, want)
 	}

@@ -69,6 +69,8 @@ func commands() []command {
 		{"sync", "sync MDE into the store once", cmdSync},
 		{"status", "last sync of each step and what the store holds", cmdStatus},
 		{"machines", "list or show synced machines and who logs on to them", cmdMachines},
+		{"vulns", "list or show vulnerabilities (CVEs) found on machines", cmdVulns},
+		{"software", "list or show installed software", cmdSoftware},
 		{"hunt", "run an advanced hunting query, or one of the named ones", cmdHunt},
 		{"doctor", "test the connection: token, reachability, permissions per feature", cmdDoctor},
 		{"isolate", "isolate machines from the network", respondCommand("isolate")},

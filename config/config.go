@@ -34,6 +34,7 @@ type Config struct {
 
 	Response   Response   `yaml:"response"`
 	Indicators Indicators `yaml:"indicators"`
+	Exposure   Exposure   `yaml:"exposure"`
 
 	// Path is the file the configuration came from ("" when none was read).
 	Path string `yaml:"-"`
@@ -103,6 +104,24 @@ type Sync struct {
 	LogonUserCalls int `yaml:"logon_user_calls"`
 }
 
+// Exposure tunes the sync of vulnerabilities and software.
+type Exposure struct {
+	// FullExportEvery is how often, at most, the vulnerabilities are
+	// exported in full (default 24h); the delta API brings the changes in
+	// between.
+	FullExportEvery Duration `yaml:"full_export_every"`
+	// Via is how exports are fetched: files (default: gzip files from blob
+	// storage, the fewest API calls) or json (pages of the JSON API).
+	Via string `yaml:"via"`
+	// ParallelDownloads is how many export files download at once (default 2).
+	ParallelDownloads int `yaml:"parallel_downloads"`
+	// PageSize is the JSON exports' page (default and maximum 200000).
+	PageSize int `yaml:"page_size"`
+	// DeltaLimit is the most changes applied from the delta API; more are
+	// cheaper as a full export (default 250000).
+	DeltaLimit int `yaml:"delta_limit"`
+}
+
 // Serve configures the long-running service.
 type Serve struct {
 	// Addr is the REST API's listen address (default 127.0.0.1:8080).
@@ -151,6 +170,7 @@ func Default() Config {
 
 		Response:   Response{WaitTimeout: Duration(10 * time.Minute), Concurrency: 4, DownloadDir: "downloads"},
 		Indicators: Indicators{DefaultAction: "Audit", DefaultExpiration: Duration(30 * 24 * time.Hour)},
+		Exposure:   Exposure{FullExportEvery: Duration(24 * time.Hour), Via: "files", ParallelDownloads: 2, PageSize: 200_000, DeltaLimit: 250_000},
 	}
 }
 
@@ -202,7 +222,7 @@ var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type
 var sectionOf = map[string]string{
 	"Config": "", "Azure": "azure.", "Endpoints": "azure.endpoints.", "Store": "store.",
 	"Sync": "sync.", "Serve": "serve.", "Log": "log.",
-	"Response": "response.", "Indicators": "indicators.",
+	"Response": "response.", "Indicators": "indicators.", "Exposure": "exposure.",
 }
 
 func decode(data []byte, cfg *Config) error {
@@ -373,6 +393,21 @@ func (c *Config) Validate() error {
 	}
 	if !contains([]string{"text", "json"}, c.Log.Format) {
 		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	if e := c.Exposure; time.Duration(e.FullExportEvery) < time.Hour {
+		bad("exposure.full_export_every", "%s is too short (at least 1h: the service regenerates its exports every 6 hours)", time.Duration(e.FullExportEvery))
+	}
+	if !contains([]string{"files", "json"}, c.Exposure.Via) {
+		bad("exposure.via", "%q is not one of files, json", c.Exposure.Via)
+	}
+	if n := c.Exposure.ParallelDownloads; n < 1 || n > 16 {
+		bad("exposure.parallel_downloads", "%d is not from 1 to 16", n)
+	}
+	if n := c.Exposure.PageSize; n < 1 || n > 200_000 {
+		bad("exposure.page_size", "%d is not from 1 to 200000", n)
+	}
+	if c.Exposure.DeltaLimit < 1 {
+		bad("exposure.delta_limit", "%d must be at least 1", c.Exposure.DeltaLimit)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%s: %s", c.where(), strings.Join(errs, "; "))

@@ -29,6 +29,7 @@ func (s *Server) addControlRoutes() {
 		x.json(http.StatusOK, map[string]string{"rateLimits": s.RateLimits().String()})
 	})
 	add("PUT", "/_emulator/ratelimits", s.controlSetRateLimits)
+	add("POST", "/_emulator/exports", s.controlPrepareExports)
 	add("DELETE", "/_emulator/ratelimits", func(x *exchange) { s.ResetRateLimits(); x.empty(http.StatusNoContent) })
 }
 
@@ -51,14 +52,31 @@ func (x *exchange) decodeControl(v any) bool {
 }
 
 func (s *Server) controlTenant(x *exchange) {
-	logonPairs, logonAccounts := s.tenant.LogonUserCounts(s.now())
 	x.json(http.StatusOK, map[string]any{
 		"tenantId":    s.tenant.ID(),
 		"domain":      s.tenant.Domain(),
 		"displayName": s.tenant.DisplayName(),
-		"counts": map[string]int{"machines": s.tenant.MachineCount(), "alerts": s.tenant.AlertCount(),
-			"logonUsers": logonAccounts, "machineLogonUsers": logonPairs},
+		"counts":      s.tenantCounts(),
 	})
+}
+
+// tenantCounts is what GET /_emulator/tenant counts: what each area holds;
+// for exposure, the rows of the current export snapshot exactly as a full
+// sync must store them.
+func (s *Server) tenantCounts() map[string]int {
+	logonPairs, logonAccounts := s.tenant.LogonUserCounts(s.now())
+	c := s.tenant.TVMCounts()
+	return map[string]int{
+		"machines":                  s.tenant.MachineCount(),
+		"alerts":                    s.tenant.AlertCount(),
+		"logonUsers":                logonAccounts,
+		"machineLogonUsers":         logonPairs,
+		"vulnerabilities":           c.Vulnerabilities,
+		"vulnerabilitiesWithoutCve": c.VulnerabilitiesWithoutCVE,
+		"software":                  c.Software,
+		"cves":                      c.CVEs,
+		"vulnerableMachines":        c.VulnerableMachines,
+	}
 }
 
 func (s *Server) controlCreateApp(x *exchange) {

@@ -197,6 +197,10 @@ func (s *Server) applyFault(x *exchange) bool {
 			x.aadFail(http.StatusTooManyRequests, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
 			return true
 		}
+		if x.route.surface == surfaceBlob {
+			x.blobError(http.StatusServiceUnavailable, "ServerBusy", "The server is busy.", "")
+			return true
+		}
 		x.mdeError(http.StatusTooManyRequests, "TooManyRequests", "API calls quota exceeded! maximum allowed 100 per 00:01:00")
 		return true
 	case f.Status != 0:
@@ -206,6 +210,10 @@ func (s *Server) applyFault(x *exchange) bool {
 		}
 		if x.route.surface == surfaceEntra {
 			x.aadFail(f.Status, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
+			return true
+		}
+		if x.route.surface == surfaceBlob {
+			x.injectedBlobError(f.Status)
 			return true
 		}
 		code, msg := errorCodeFor(f.Status)

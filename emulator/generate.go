@@ -15,6 +15,9 @@ type GenerateOptions struct {
 	Alerts   int       // alerts of the last 30 days, on the machines (tenant_alerts.go)
 	Now      time.Time // machines are seen relative to it; zero means time.Now()
 	TenantID string    // "" derives one from Seed
+	// VulnsPerMachine is the average number of vulnerability rows per
+	// machine in the TVM data (0: 50).
+	VulnsPerMachine float64
 }
 
 // seedMix is the second PCG word ("mdebridg"), so that seeds 0, 1, 2 are not
@@ -36,6 +39,7 @@ func Generate(opts GenerateOptions) *Tenant {
 	}
 	p := newProfile(opts.Seed)
 	t := newTenant(id, p.tenantDomain, p.orgDisplayName, p, now)
+	t.tvmState.perMachine, t.tvmState.epoch = opts.VulnsPerMachine, now
 	g := &generator{rng: rng, p: p, now: now, t: t}
 	t.machines = make([]*machine, 0, max(0, opts.Machines))
 	for range opts.Machines {

@@ -168,7 +168,7 @@ type machineCtx struct {
 }
 
 func (g *huntGen) machineCtx(m *machine) *machineCtx {
-	mc := &machineCtx{m: m, fam: machineFamily(m), ip: m.LastIPAddress.V, domain: g.t.netbiosDomain()}
+	mc := &machineCtx{m: m, fam: platformFamily(m.OSPlatform), ip: m.LastIPAddress.V, domain: g.t.netbiosDomain()}
 	mc.user, mc.admin = systemAccount, systemAccount
 	if mc.fam == linux || mc.fam == mac {
 		mc.user = account{strings.ToLower(shortName(m)), "root", ""}
@@ -189,7 +189,8 @@ func (g *huntGen) machineCtx(m *machine) *machineCtx {
 	return mc
 }
 
-const day = int64(24 * time.Hour)
+// dayNanos is one day in Unix nanoseconds, the unit of event times.
+const dayNanos = int64(day)
 
 // incidents are the suspicious stories a machine-day may hold, by family.
 var incidents = map[family][]string{
@@ -225,15 +226,15 @@ func (g *huntGen) days(m *machine, from, to int64, salt uint64,
 		return nil
 	}
 	var mc *machineCtx
-	for d := lo / day; d <= hi/day; d++ {
+	for d := lo / dayNanos; d <= hi/dayNanos; d++ {
 		if mc == nil {
 			mc = g.machineCtx(m)
 		}
 		r := rand.New(rand.NewPCG(hashString(m.ID)^salt^uint64(d)*0x9e3779b97f4a7c15, g.t.huntingSeed()))
 		inc := g.incidentOn(m, mc.fam, d)
-		at := d*day + int64(8*time.Hour) + rand.New(rand.NewPCG(hashString(m.ID)^uint64(d), 7)).Int64N(int64(10*time.Hour))
+		at := d*dayNanos + int64(8*time.Hour) + rand.New(rand.NewPCG(hashString(m.ID)^uint64(d), 7)).Int64N(int64(10*time.Hour))
 		var evs []*event
-		perDay(mc, r, d*day, inc, at, func(e *event) {
+		perDay(mc, r, d*dayNanos, inc, at, func(e *event) {
 			if e.ts >= first && e.ts <= last {
 				if e.reportID == 0 {
 					e.reportID = int64(r.Uint32() >> 4)
@@ -255,7 +256,7 @@ func randTime(r *rand.Rand, dayStart int64) int64 {
 	if r.IntN(2) == 0 {
 		return dayStart + int64(7*time.Hour) + r.Int64N(int64(12*time.Hour))
 	}
-	return dayStart + r.Int64N(day)
+	return dayStart + r.Int64N(dayNanos)
 }
 
 func pid(r *rand.Rand) int64 { return 1000 + 4*r.Int64N(5000) }
@@ -584,7 +585,7 @@ func fileRows(g *huntGen, m *machine, from, to int64, emit func(*event) error) e
 }
 
 func registryRows(g *huntGen, m *machine, from, to int64, emit func(*event) error) error {
-	if f := machineFamily(m); f == linux || f == mac {
+	if f := platformFamily(m.OSPlatform); f == linux || f == mac {
 		return nil
 	}
 	return g.days(m, from, to, 0x726567, func(mc *machineCtx, r *rand.Rand, d int64, inc string, at int64, add func(*event)) {

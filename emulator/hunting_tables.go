@@ -294,7 +294,7 @@ func joinType(m *machine) string {
 }
 
 func deviceType(m *machine) string {
-	if f := machineFamily(m); f == winServer || f == linux {
+	if f := platformFamily(m.OSPlatform); f == winServer || f == linux {
 		return "Server"
 	}
 	return "Workstation"
@@ -515,7 +515,7 @@ func deviceLogonRows(g *huntGen, m *machine, from, to int64, emit func(*event) e
 		return nil
 	}
 	r := g.t.machineRand(m, 0x6c6f676f6e)
-	fam := machineFamily(m)
+	fam := platformFamily(m.OSPlatform)
 	lsass := g.proc(g.bin("lsass.exe"), `lsass.exe`, systemAccount)
 	sshd := map[string]*process{}
 	var evs []*event

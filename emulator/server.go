@@ -31,6 +31,9 @@ type Options struct {
 	// signing-key.pem), so a restarted emulator accepts the same credentials
 	// and tokens.
 	StateDir string
+	// ExportFileMachines is how many machines' rows one export file holds
+	// (default 4,000: 200,000 vulnerability rows at 50 a machine).
+	ExportFileMachines int
 }
 
 // Server is the emulated Microsoft cloud as one http.Handler: Entra ID's
@@ -59,6 +62,8 @@ type Server struct {
 
 	gzipPool  sync.Pool
 	flatePool sync.Pool
+
+	tvm serverTVM // the TVM and export APIs' state (mde_exports.go)
 }
 
 // New returns a Server for opts.Tenant.
@@ -91,6 +96,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.faults.init()
 	s.tenant.setClock(s.now)
+	s.tenant.setExportFileMachines(opts.ExportFileMachines)
 	s.limiters = ratelimit.NewGroup(s.newLimiter)
 	s.addEntraRoutes()
 	s.addManagedIdentityRoutes()
@@ -99,6 +105,8 @@ func New(opts Options) (*Server, error) {
 	s.addAlertRoutes()
 	s.addLogonUserRoutes()
 	s.addHuntingRoutes()
+	s.addTVMRoutes()
+	s.addExportRoutes()
 	s.addControlRoutes()
 	s.addAlertControlRoutes()
 	return s, nil

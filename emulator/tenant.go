@@ -31,8 +31,9 @@ type Tenant struct {
 	byID     map[string]int   // lower-case id -> index in machines
 	byName   map[string][]int // lower-case computerDnsName -> indexes
 
-	alerts alertSet      // tenant_alerts.go
-	resp   responseState // actions, indicators, investigations (tenant_actions.go and neighbours)
+	alerts   alertSet      // tenant_alerts.go
+	resp     responseState // actions, indicators, investigations (tenant_actions.go and neighbours)
+	tvmState tenantTVM     // software, vulnerabilities and exports (tenant_tvm.go)
 }
 
 func newTenant(id, domain, displayName string, p *profile, now time.Time) *Tenant {

@@ -129,18 +129,6 @@ func shortName(m *machine) string {
 	return s
 }
 
-func machineFamily(m *machine) family {
-	switch p := m.OSPlatform; {
-	case strings.HasPrefix(p, "WindowsServer"):
-		return winServer
-	case strings.HasPrefix(p, "Windows"):
-		return winClient
-	case p == "macOS":
-		return mac
-	}
-	return linux
-}
-
 // logonUsers returns every account that ever logged on to m (the window
 // applies where they are served), in a stable order.
 func (t *Tenant) logonUsers(m *machine) []logonUser {
@@ -180,14 +168,14 @@ func (t *Tenant) logonUsers(m *machine) []logonUser {
 	}
 	local := func(name string, rid int) logonUser {
 		u := logonUser{Name: name, Domain: strings.ToLower(shortName(m))}
-		if f := machineFamily(m); f == winClient || f == winServer {
+		if f := platformFamily(m.OSPlatform); f == winClient || f == winServer {
 			h := hashString(m.ID)
 			u.SID = "S-1-5-21-" + strconv.FormatUint(h>>32, 10) + "-" + strconv.FormatUint(h&0xffffffff, 10) + "-" +
 				strconv.FormatUint(hashString(m.ComputerDNSName)&0xffffffff, 10) + "-" + strconv.Itoa(rid)
 		}
 		return u
 	}
-	switch machineFamily(m) {
+	switch platformFamily(m.OSPlatform) {
 	case winClient:
 		if strings.HasPrefix(m.ComputerDNSName, "avd-") {
 			for range 2 + r.IntN(5) {

@@ -27,6 +27,7 @@ func (t *Tenant) AddMachines(n int, seed int64) []string {
 	for range n {
 		m := g.machine()
 		t.appendLocked(m)
+		t.machineJoined(m.ID, g.now)
 		ids = append(ids, m.ID)
 	}
 	return ids

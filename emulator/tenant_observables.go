@@ -172,20 +172,8 @@ func (o *observables) hit(id, key string, share float64) bool {
 	return float64(h.Sum64()%1_000_000) < share*1_000_000
 }
 
-func familyOf(m *machine) family {
-	switch {
-	case strings.HasPrefix(m.OSPlatform, "WindowsServer"):
-		return winServer
-	case strings.HasPrefix(m.OSPlatform, "Windows"):
-		return winClient
-	case m.OSPlatform == "macOS":
-		return mac
-	}
-	return linux
-}
-
 func (o *observables) hasFile(m *machine, f *fileInfo) bool {
-	fam := familyOf(m)
+	fam := platformFamily(m.OSPlatform)
 	if f.platform != fam && !(f.anyPlatform && (fam == winClient || fam == winServer)) {
 		return false
 	}

@@ -66,6 +66,7 @@ type Client struct {
 	base     *url.URL
 	limiters *ratelimit.Group
 	log      *slog.Logger
+	export   ExportSettings
 }
 
 // New returns a client.

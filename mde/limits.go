@@ -119,6 +119,11 @@ func RequiredRoles(api string) []string {
 		return []string{"AdvancedQuery.Read.All"}
 	case "GET /api/machines/{id}/logonusers":
 		return []string{"User.Read.All"}
+	case apiVulnExportFiles, apiVulnExportJSON, apiVulnChanges, apiVulnerabilities,
+		"GET /api/machines/{id}/vulnerabilities", "GET /api/vulnerabilities/{id}":
+		return []string{"Vulnerability.Read.All"}
+	case apiSoftwareFiles, apiSoftwareJSON:
+		return []string{"Software.Read.All"}
 	}
 	return nil
 }

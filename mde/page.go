@@ -15,6 +15,16 @@ import (
 // appending each item of "value" to items, and returns the page's nextLink.
 // Only the items are kept whole; nothing holds the full body.
 func decodePage(r io.Reader, items *[]json.RawMessage) (nextLink string, err error) {
+	return decodePageItems(r, func(raw json.RawMessage) error {
+		*items = append(*items, raw)
+		return nil
+	})
+}
+
+// decodePageItems is decodePage handing each item to fn as it is decoded,
+// so that not even the page's items are held at once. raw is only valid
+// during the call.
+func decodePageItems(r io.Reader, fn func(raw json.RawMessage) error) (nextLink string, err error) {
 	dec := json.NewDecoder(r)
 	if err := expectDelim(dec, '{'); err != nil {
 		return "", err
@@ -43,7 +53,9 @@ func decodePage(r io.Reader, items *[]json.RawMessage) (nextLink string, err err
 				if err := dec.Decode(&raw); err != nil {
 					return "", err
 				}
-				*items = append(*items, raw)
+				if err := fn(raw); err != nil {
+					return "", err
+				}
 			}
 			if err := expectDelim(dec, ']'); err != nil {
 				return "", err

@@ -201,7 +201,7 @@ func (db *DB) Counts(ctx context.Context) (mdebridge.Counts, error) {
 		}
 		c[name] = n
 	}
-	return c, nil
+	return c, exposureCounts(ctx, db.read, c)
 }
 
 var (

@@ -43,6 +43,9 @@ func Run(t *testing.T, open Opener) {
 		"LogonUserBadInput":        testLogonUserBadInput,
 		"LiveMachineIDs":           testLiveMachineIDs,
 	}
+	for name, fn := range exposureTests {
+		tests[name] = fn
+	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open) })
 	}

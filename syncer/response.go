@@ -2,7 +2,6 @@ package syncer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -42,11 +41,8 @@ func (s IndicatorsStep) Run(ctx context.Context, r *StepRun) error {
 		r.AddItems(len(page))
 		return nil
 	})
-	if denied := (*mdebridge.PermissionError)(nil); errors.As(err, &denied) {
-		return NotPermitted(err)
-	}
 	if err != nil {
-		return err
+		return optional(err)
 	}
 	n, err := s.Store.RetireIndicatorsNotSeen(ctx, r.RunID, start)
 	if err != nil {

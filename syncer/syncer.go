@@ -342,6 +342,15 @@ func NotPermitted(err error) error { return notPermitted{err} }
 
 type notPermitted struct{ error }
 
+// optional marks a permission refusal in err as NotPermitted: the step
+// serves an optional feature. Any other error is returned as it is.
+func optional(err error) error {
+	if denied := (*mdebridge.PermissionError)(nil); errors.As(err, &denied) {
+		return NotPermitted(err)
+	}
+	return err
+}
+
 func (e notPermitted) Unwrap() error { return e.error }
 
 func runStatus(ctx context.Context, steps []mdebridge.StepResult) mdebridge.Status {

@@ -93,6 +93,8 @@ type Options struct {
 	Machines mdebridge.MachineStore // required
 	Runs     mdebridge.SyncStore    // required
 	Status   mdebridge.StatusStore  // required
+	// Exposure serves vulnerabilities and software; nil leaves them out.
+	Exposure mdebridge.ExposureStore
 	// Sync runs one sync; nil makes POST /api/v1/sync answer 501.
 	Sync func(ctx context.Context) (*mdebridge.SyncRun, error)
 	// Hunting runs advanced hunting queries; nil makes POST /api/v1/hunt answer 501.
@@ -152,6 +154,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/status", s.status)
 	s.addResponseRoutes()
 	s.addHuntingRoutes()
+	s.addExposureRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path+"; see /api/v1/openapi.json")
 	})

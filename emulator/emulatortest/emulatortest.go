@@ -50,6 +50,8 @@ type config struct {
 	tenant     *emulator.Tenant
 	stateDir   string
 	logLevel   slog.Level
+	vulns      float64
+	perFile    int
 }
 
 // Option changes how New sets the emulator up.
@@ -60,6 +62,15 @@ func WithMachines(n int) Option { return func(c *config) { c.machines = n } }
 
 // WithAlerts generates n alerts of the last 30 days (default none).
 func WithAlerts(n int) Option { return func(c *config) { c.alerts = n } }
+
+// WithVulnsPerMachine sets the average vulnerability rows per machine of
+// the generated tenant. The default here is 8, not the emulator's 50:
+// tests that do not measure volume sync a fifth of the rows and CVEs.
+func WithVulnsPerMachine(n float64) Option { return func(c *config) { c.vulns = n } }
+
+// WithExportFileMachines sets how many machines' rows one export file
+// holds (default 4,000), so small tenants can have several files.
+func WithExportFileMachines(n int) Option { return func(c *config) { c.perFile = n } }
 
 // WithSeed sets the tenant generator's seed (default 1).
 func WithSeed(s int64) Option { return func(c *config) { c.seed = s } }
@@ -83,7 +94,7 @@ func WithLogLevel(l slog.Level) Option { return func(c *config) { c.logLevel = l
 // New starts an emulator for the test and stops it when the test ends.
 func New(tb testing.TB, opts ...Option) *Emu {
 	tb.Helper()
-	c := config{machines: 100, seed: 1, logLevel: slog.LevelWarn}
+	c := config{machines: 100, seed: 1, logLevel: slog.LevelWarn, vulns: 8}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -93,11 +104,11 @@ func New(tb testing.TB, opts ...Option) *Emu {
 		if c.now != nil {
 			now = c.now()
 		}
-		tenant = emulator.Generate(emulator.GenerateOptions{Seed: c.seed, Machines: c.machines, Alerts: c.alerts, Now: now})
+		tenant = emulator.Generate(emulator.GenerateOptions{Seed: c.seed, Machines: c.machines, Alerts: c.alerts, Now: now, VulnsPerMachine: c.vulns})
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: c.logLevel}))
 	srv, err := emulator.New(emulator.Options{
-		Tenant: tenant, Logger: logger, Now: c.now, RateLimits: c.rateLimits, StateDir: c.stateDir,
+		Tenant: tenant, Logger: logger, Now: c.now, RateLimits: c.rateLimits, StateDir: c.stateDir, ExportFileMachines: c.perFile,
 	})
 	if err != nil {
 		tb.Fatalf("emulatortest: %v", err)
@@ -267,4 +278,16 @@ func (e *Emu) Do(tb testing.TB, method, path, token, body string) (*http.Respons
 		tb.Fatalf("emulatortest: %s %s: read body: %v", method, path, err)
 	}
 	return resp, data
+}
+
+// TenantCounts is what GET /_emulator/tenant says the tenant holds: its
+// machines and the rows of its current export snapshot.
+func (e *Emu) TenantCounts(tb testing.TB) map[string]int {
+	tb.Helper()
+	var tn struct{ Counts map[string]int }
+	resp, body := e.Get(tb, "/_emulator/tenant", "")
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &tn) != nil {
+		tb.Fatalf("emulatortest: tenant: %d %s", resp.StatusCode, body)
+	}
+	return tn.Counts
 }
