@@ -61,8 +61,8 @@ func mdeCalls(emu *emulatortest.Emu) (mde int, byRoute map[string]int) {
 }
 
 // TestExposureAtScale is issue 3's done-when: a 20,000-machine tenant syncs
-// exactly the vulnerability and software rows the tenant holds, in at most
-// 15 MDE calls; an incremental cycle then costs a handful.
+// exactly the vulnerability rows, software rows and logon users the tenant
+// holds, in at most 15 MDE calls; an incremental cycle then costs a handful.
 func TestExposureAtScale(t *testing.T) {
 	volume(t)
 	emu, clk := newTVMEmulator(t, 20000, emulatortest.WithVulnsPerMachine(50))
@@ -72,6 +72,11 @@ func TestExposureAtScale(t *testing.T) {
 		t.Fatalf("sync: exit %d %+v\n%s", r.code, s, r.stderr)
 	}
 	storedAsTenant(t, c, emu)
+	want, got := emu.TenantCounts(t), c.counts()
+	if got["machine_logon_users"] != want["machineLogonUsers"] || got["logon_users"] != want["logonUsers"] || got["logon_users"] == 0 {
+		t.Errorf("logon users: the store holds %d edges of %d accounts, the tenant %d of %d",
+			got["machine_logon_users"], got["logon_users"], want["machineLogonUsers"], want["logonUsers"])
+	}
 	calls, by := mdeCalls(emu)
 	if calls > 15 {
 		t.Errorf("%d MDE calls, want at most 15: %v", calls, by)
