@@ -379,7 +379,7 @@ func (t *Tenant) eachSoftwareVulnerability(keep func(*machine) bool, fn func(*So
 // eachSoftwareInventory calls fn for every software inventory row of the
 // current snapshot (what DeviceTvmSoftwareInventory holds) until fn returns
 // false. It is the hook for advanced hunting's DeviceTvmSoftwareInventory;
-// keep is as for eachSoftwareVulnerability.
+// keep and the reused row are as for eachSoftwareVulnerability.
 func (t *Tenant) eachSoftwareInventory(keep func(*machine) bool, fn func(*SoftwareInventoryRow) bool) {
 	s := t.snapshot(t.clock())
 	stop := false
