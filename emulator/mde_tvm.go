@@ -56,6 +56,8 @@ func (s *Server) addTVMRoutes() {
 	add("/api/exposureScore/ByMachineGroups", scoreRead, s.exposureScoreByGroups)
 	add("/api/configurationScore", scoreRead, s.configurationScore)
 	s.routes.add(&route{method: "GET", template: "/api/machines/{id}/vulnerabilities", surface: surfaceMDE, roles: vulnRead, limit: machineVulnsLimit, handle: s.machineVulnerabilities})
+	s.addHuntingTable(newTVMVulnerabilitiesTable(s.tenant))
+	s.addHuntingTable(newTVMInventoryTable(s.tenant))
 }
 
 // tvmNow is the snapshot the TVM entity APIs answer from.

@@ -261,6 +261,12 @@ func (s *tvmSnapshot) eachInstall(i int, fn func(in *tvmInstall, n int, first ti
 		return
 	}
 	spec := tm.spec(s.machines[i], s.joined[i])
+	s.eachSpecInstall(&spec, fn)
+}
+
+// eachSpecInstall is eachInstall for a machine whose spec is at hand.
+func (s *tvmSnapshot) eachSpecInstall(spec *tvmMachineSpec, fn func(in *tvmInstall, n int, first time.Time, open []*tvmCVE)) {
+	tm := s.model
 	var open []*tvmCVE
 	for k := range spec.installs {
 		in := &spec.installs[k]
@@ -313,12 +319,15 @@ func (t *Tenant) TVMCounts() TVMCounts {
 // row of an end-of-support product.
 type SoftwareVulnerabilityRow struct {
 	DeviceID, DeviceName, OSPlatform, OSVersion, OSArchitecture string
+	AADDeviceID                                                 string
 	SoftwareVendor, SoftwareName, SoftwareVersion               string
 	CveID, VulnerabilitySeverityLevel                           string
 	RecommendedSecurityUpdate, RecommendedSecurityUpdateID      string
 	CvssScore                                                   float64
 	ExploitabilityLevel                                         string
-	FirstSeen, LastSeen                                         time.Time
+	// CveTags are TVM's tags of the CVE at the snapshot (shared, read-only).
+	CveTags             []string
+	FirstSeen, LastSeen time.Time
 }
 
 // SoftwareInventoryRow is one row of the DeviceTvmSoftwareInventory view.
@@ -329,27 +338,35 @@ type SoftwareInventoryRow struct {
 	EndOfSupportStatus                                          string
 	EndOfSupportDate                                            time.Time // zero: none
 	FirstSeen                                                   time.Time
+	OperatingSystem                                             bool // the product is the machine's OS
 }
 
 // eachSoftwareVulnerability calls fn for every software vulnerability row of
 // the current snapshot (what DeviceTvmSoftwareVulnerabilities holds), machine
 // by machine, until fn returns false. It is the hook for advanced hunting's
-// DeviceTvmSoftwareVulnerabilities table; the rows are the export's.
-func (t *Tenant) eachSoftwareVulnerability(fn func(*SoftwareVulnerabilityRow) bool) {
+// DeviceTvmSoftwareVulnerabilities table; the rows are the export's. keep,
+// when not nil, skips the machines for which it is false before any of
+// their rows is computed. fn must not keep the row: it is reused.
+func (t *Tenant) eachSoftwareVulnerability(keep func(*machine) bool, fn func(*SoftwareVulnerabilityRow) bool) {
 	s := t.snapshot(t.clock())
 	var r SoftwareVulnerabilityRow
 	for i, m := range s.machines {
+		if keep != nil && !keep(m) {
+			continue
+		}
 		ctx := s.rowContext(i)
 		ok := s.model.specRows(&ctx.spec, s.at, func(in *tvmInstall, n int, c *tvmCVE, first time.Time) bool {
 			v := s.model.vulnRowAt(in, n, c, s.at)
 			r = SoftwareVulnerabilityRow{
 				DeviceID: m.ID, DeviceName: m.ComputerDNSName, OSPlatform: m.OSPlatform, OSVersion: ctx.osVersion, OSArchitecture: ctx.arch,
+				AADDeviceID:    m.AADDeviceID.V,
 				SoftwareVendor: in.p.vendor, SoftwareName: in.p.name, SoftwareVersion: v.version,
 				RecommendedSecurityUpdate: v.fix.update.V, RecommendedSecurityUpdateID: v.fix.id.V,
 				ExploitabilityLevel: v.exploit, FirstSeen: first, LastSeen: maxTime(ctx.lastSeen, first),
 			}
 			if c != nil {
 				r.CveID, r.VulnerabilitySeverityLevel, r.CvssScore = c.id, c.severity, c.cvss
+				r.CveTags = s.model.cveTags(in.p.line, c, s.at)
 			}
 			return fn(&r)
 		})
@@ -361,20 +378,26 @@ func (t *Tenant) eachSoftwareVulnerability(fn func(*SoftwareVulnerabilityRow) bo
 
 // eachSoftwareInventory calls fn for every software inventory row of the
 // current snapshot (what DeviceTvmSoftwareInventory holds) until fn returns
-// false. It is the hook for advanced hunting's DeviceTvmSoftwareInventory.
-func (t *Tenant) eachSoftwareInventory(fn func(*SoftwareInventoryRow) bool) {
+// false. It is the hook for advanced hunting's DeviceTvmSoftwareInventory;
+// keep and the reused row are as for eachSoftwareVulnerability.
+func (t *Tenant) eachSoftwareInventory(keep func(*machine) bool, fn func(*SoftwareInventoryRow) bool) {
 	s := t.snapshot(t.clock())
 	stop := false
+	var r SoftwareInventoryRow
 	for i, m := range s.machines {
-		ctx := s.rowContext(i)
-		s.eachInstall(i, func(in *tvmInstall, n int, first time.Time, open []*tvmCVE) {
+		if keep != nil && !keep(m) {
+			continue
+		}
+		ctx := s.rowContext(i) // no installs when the machine joined after the snapshot
+		s.eachSpecInstall(&ctx.spec, func(in *tvmInstall, n int, first time.Time, open []*tvmCVE) {
 			if stop {
 				return
 			}
-			r := SoftwareInventoryRow{
+			r = SoftwareInventoryRow{
 				DeviceID: m.ID, DeviceName: m.ComputerDNSName, OSPlatform: m.OSPlatform, OSVersion: ctx.osVersion, OSArchitecture: ctx.arch,
 				SoftwareVendor: in.p.vendor, SoftwareName: in.p.name, SoftwareVersion: s.model.version(in.p, n),
 				NumberOfWeaknesses: len(open), EndOfSupportStatus: eosStatus(in.p, s.at), EndOfSupportDate: in.p.eos, FirstSeen: first,
+				OperatingSystem: in.p.os,
 			}
 			stop = !fn(&r)
 		})
