@@ -7,5 +7,7 @@ type Store interface {
 	MachineStore
 	SyncStore
 	StatusStore
+	AlertStore
+	IncidentStore
 	Close() error
 }

@@ -5,6 +5,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		"RunSteps":               testRunSteps,
 		"Paging":                 testPaging,
 	}
+	maps.Copy(tests, incidentTests) // incidents.go
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open) })
 	}
