@@ -413,16 +413,21 @@ type AlertStore interface {
 }
 
 // AlertPageQuery is one call of the alert list: the alerts updated at or
-// after Since, oldest first, Skip of them skipped, at most Top.
+// after Since (after it, when Strict), oldest first, Skip of them skipped,
+// at most Top.
 type AlertPageQuery struct {
 	Since          time.Time
+	Strict         bool
 	Skip, Top      int
 	ExpandEvidence bool
 }
 
 // AlertSource reads and updates alerts in MDE.
 type AlertSource interface {
-	ListAlertsPage(ctx context.Context, q AlertPageQuery) ([]Alert, error)
+	// ListAlertsPage returns the alerts of one page and how many items the
+	// page held (alerts it could not use, such as one without an id, are
+	// left out but counted: a full page means there may be more).
+	ListAlertsPage(ctx context.Context, q AlertPageQuery) ([]Alert, int, error)
 	UpdateAlert(ctx context.Context, id string, u AlertUpdate) (*Alert, error)
 	BatchUpdateAlerts(ctx context.Context, ids []string, u AlertUpdate) error
 }

@@ -112,11 +112,15 @@ func TestDecodeAlertBadInput(t *testing.T) {
 		want func(a mdebridge.Alert) bool
 	}{
 		{"unknown enums are kept", `{"id":"a","severity":"Critical","category":"QuantumIntrusion","status":"Snoozed"}`,
-			func(a mdebridge.Alert) bool { return a.Severity == "Critical" && a.Category == "QuantumIntrusion" && a.Status == "Snoozed" }},
+			func(a mdebridge.Alert) bool {
+				return a.Severity == "Critical" && a.Category == "QuantumIntrusion" && a.Status == "Snoozed"
+			}},
 		{"missing evidence", `{"id":"a"}`, func(a mdebridge.Alert) bool { return a.Evidence != nil && len(a.Evidence) == 0 }},
 		{"null relatedUser", `{"id":"a","relatedUser":null}`, func(a mdebridge.Alert) bool { return a.RelatedUser == nil }},
 		{"7-digit fractions", `{"id":"a","lastUpdateTime":"2023-04-19T13:42:14.3133333Z"}`,
-			func(a mdebridge.Alert) bool { return a.LastUpdateTime.Equal(time.Date(2023, 4, 19, 13, 42, 14, 313333300, time.UTC)) }},
+			func(a mdebridge.Alert) bool {
+				return a.LastUpdateTime.Equal(time.Date(2023, 4, 19, 13, 42, 14, 313333300, time.UTC))
+			}},
 		{"wrong types are left empty", `{"id":"a","severity":5,"evidence":"none","comments":{"x":1},"incidentId":"400","lastUpdateTime":"soon","mitreTechniques":"T1059"}`,
 			func(a mdebridge.Alert) bool {
 				return a.Severity == "5" && len(a.Evidence) == 0 && len(a.Comments) == 0 && a.IncidentID == 400 && a.LastUpdateTime.IsZero() &&
@@ -148,10 +152,14 @@ func TestListAlertsPageQuery(t *testing.T) {
 		io.WriteString(w, `{"@odata.context":"x","value":[{"id":"a","lastUpdateTime":"2023-04-25T22:58:00.55Z"},{"title":"no id"},{"id":"b"}]}`)
 	}))
 	since := time.Date(2023, 4, 25, 22, 58, 0, 550000000, time.UTC)
-	as, err := c.ListAlertsPage(t.Context(), mdebridge.AlertPageQuery{Since: since, Skip: 7, Top: 500, ExpandEvidence: true})
-	if err != nil {
-		t.Fatal(err)
+	as, items, err := c.ListAlertsPage(t.Context(), mdebridge.AlertPageQuery{Since: since, Skip: 7, Top: 500, ExpandEvidence: true})
+	if err != nil || items != 3 {
+		t.Fatal(items, err)
 	}
+	if _, _, err := c.ListAlertsPage(t.Context(), mdebridge.AlertPageQuery{Since: since, Strict: true}); err != nil || got[len(got)-5] != "lastUpdateTime gt 2023-04-25T22:58:00.55Z" {
+		t.Errorf("strict: %q, %v", got[len(got)-5], err)
+	}
+	got = got[:6]
 	want := []string{"/api/alerts", "lastUpdateTime ge 2023-04-25T22:58:00.55Z", "lastUpdateTime asc", "500", "7", "evidence"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("request (-want +got):\n%s", diff)
