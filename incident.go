@@ -336,6 +336,33 @@ type IncidentStore interface {
 	ReleaseLease(ctx context.Context, name, owner string) error
 }
 
+// EventSink receives incident events, in order: a webhook, syslog, a
+// file. It may deliver an event more than once (after a crash, or a retry
+// whose first try did arrive); every event carries a stable id.
+type EventSink interface {
+	// Name identifies the sink in cursors, logs and metrics.
+	Name() string
+	// Deliver hands events over. It returns how many of them, from the
+	// first, it has handled (delivered, or set aside in a dead-letter file)
+	// and, when that is not all of them, why it stopped; the rest are
+	// offered again later.
+	Deliver(ctx context.Context, events []StoredEvent) (Delivery, error)
+	Close() error
+}
+
+// Delivery is what one EventSink.Deliver call did.
+type Delivery struct {
+	Handled      int // events handled, from the first
+	DeadLettered int // of which set aside after failing
+}
+
+// EventSinkResumer is a sink that knows the last event it holds (a file):
+// delivery resumes after it, whatever the store's cursor says, so that an
+// event written just before the process died is not written twice.
+type EventSinkResumer interface {
+	Delivered() (seq int64, err error)
+}
+
 // IncidentService changes incidents on behalf of a user: the REST API and
 // the CLI call it. The incident package implements it.
 type IncidentService interface {

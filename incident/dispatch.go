@@ -13,7 +13,7 @@ import (
 // again after a backoff (1 s doubling to a minute); other sinks and the
 // poller never wait for it. It also wakes every second, for events that
 // another process (the CLI) appended.
-func (p *Pipeline) dispatch(ctx context.Context, s Sink, wake <-chan struct{}) {
+func (p *Pipeline) dispatch(ctx context.Context, s mdebridge.EventSink, wake <-chan struct{}) {
 	name := s.Name()
 	log := p.log.With("sink", name)
 	cursor, ok := p.startCursor(ctx, s)
@@ -83,11 +83,11 @@ func (p *Pipeline) dispatch(ctx context.Context, s Sink, wake <-chan struct{}) {
 // startCursor is where a sink starts: after the store's cursor, or after
 // what the sink itself holds when it knows (a file written just before
 // the process died).
-func (p *Pipeline) startCursor(ctx context.Context, s Sink) (int64, bool) {
+func (p *Pipeline) startCursor(ctx context.Context, s mdebridge.EventSink) (int64, bool) {
 	for {
 		cursor, err := p.opts.Store.SinkCursor(ctx, s.Name())
 		if err == nil {
-			if r, ok := s.(Resumer); ok {
+			if r, ok := s.(mdebridge.EventSinkResumer); ok {
 				held, rerr := r.Delivered()
 				switch {
 				case rerr != nil:

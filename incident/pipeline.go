@@ -30,31 +30,6 @@ import (
 	"github.com/mdebridge/mdebridge"
 )
 
-// Sink receives incident events, in order.
-type Sink interface {
-	// Name identifies the sink in cursors, logs and metrics.
-	Name() string
-	// Deliver hands events over. It returns how many of them, from the
-	// first, it has handled (delivered, or set aside in a dead-letter
-	// file) and, when that is not all of them, why it stopped; the
-	// dispatcher offers the rest again later.
-	Deliver(ctx context.Context, events []mdebridge.StoredEvent) (Delivery, error)
-	Close() error
-}
-
-// Delivery is what one Deliver call did.
-type Delivery struct {
-	Handled      int // events handled, from the first
-	DeadLettered int // of which set aside after failing
-}
-
-// Resumer is a sink that knows the last event it holds (a file): its
-// dispatcher starts after that, whatever the store's cursor says, so an
-// event written just before the process died is not written twice.
-type Resumer interface {
-	Delivered() (seq int64, err error)
-}
-
 // Store is what the pipeline keeps its state in.
 type Store interface {
 	mdebridge.IncidentStore
@@ -65,7 +40,7 @@ type Store interface {
 type Options struct {
 	Source mdebridge.AlertSource // required
 	Store  Store                 // required
-	Sinks  []Sink
+	Sinks  []mdebridge.EventSink
 	Logger *slog.Logger
 	// Registerer receives the pipeline's metrics; nil registers nothing.
 	Registerer prometheus.Registerer

@@ -161,18 +161,18 @@ type memSink struct {
 
 func (s *memSink) Name() string { return s.name }
 func (s *memSink) Close() error { return nil }
-func (s *memSink) Deliver(_ context.Context, evs []mdebridge.StoredEvent) (incident.Delivery, error) {
+func (s *memSink) Deliver(_ context.Context, evs []mdebridge.StoredEvent) (mdebridge.Delivery, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, e := range evs {
 		if s.fail != nil {
 			if err := s.fail(e); err != nil {
-				return incident.Delivery{Handled: i}, err
+				return mdebridge.Delivery{Handled: i}, err
 			}
 		}
 		s.got = append(s.got, e)
 	}
-	return incident.Delivery{Handled: len(evs)}, nil
+	return mdebridge.Delivery{Handled: len(evs)}, nil
 }
 
 func (s *memSink) events() []mdebridge.StoredEvent {
@@ -259,7 +259,7 @@ func TestEveryAlertOnceEveryUpdateInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		sink := &memSink{name: "mem"}
-		p := h.pipeline(incident.Options{Sinks: []incident.Sink{sink}, PageSize: 120})
+		p := h.pipeline(incident.Options{Sinks: []mdebridge.EventSink{sink}, PageSize: 120})
 		want := map[string][]time.Time{}
 		record(want, h.add(emulator.AlertSpec{Count: 300, SharedTimestamp: true}))
 		r := start(p)
@@ -327,7 +327,7 @@ func TestTiesMovingBetweenPages(t *testing.T) {
 						record(want, h.change(emulator.AlertChange{IDs: read, Comment: fmt.Sprintf("moved on page %d", call)}))
 					}
 				}
-				p := h.pipeline(incident.Options{Source: hook, Sinks: []incident.Sink{sink}, PageSize: 100, SweepInterval: tc.sweep})
+				p := h.pipeline(incident.Options{Source: hook, Sinks: []mdebridge.EventSink{sink}, PageSize: 100, SweepInterval: tc.sweep})
 				r := start(p)
 				time.Sleep(tc.wait)
 				synctest.Wait()
@@ -344,7 +344,7 @@ func TestLateAlertsAreSwept(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		sink := &memSink{name: "mem"}
-		p := h.pipeline(incident.Options{Sinks: []incident.Sink{sink}})
+		p := h.pipeline(incident.Options{Sinks: []mdebridge.EventSink{sink}})
 		want := map[string][]time.Time{}
 		r := start(p)
 		time.Sleep(time.Second)
@@ -415,7 +415,7 @@ func TestRestartMidBurst(t *testing.T) {
 		sink := &memSink{name: "mem"}
 		ctx, cancel := context.WithCancel(context.Background())
 		cs := &crashingStore{DB: h.db, n: 2, cancel: cancel}
-		p, err := incident.New(incident.Options{Source: h.client, Store: cs, Sinks: []incident.Sink{sink}, PageSize: 120, Owner: "host:1"})
+		p, err := incident.New(incident.Options{Source: h.client, Store: cs, Sinks: []mdebridge.EventSink{sink}, PageSize: 120, Owner: "host:1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -428,7 +428,7 @@ func TestRestartMidBurst(t *testing.T) {
 		}
 		// The next process: its lease is stale only after StaleAfter, as the
 		// dead one's host is not this one.
-		p2 := h.pipeline(incident.Options{Sinks: []incident.Sink{sink}, PageSize: 120, Owner: "other:2", StaleAfter: 10 * time.Second})
+		p2 := h.pipeline(incident.Options{Sinks: []mdebridge.EventSink{sink}, PageSize: 120, Owner: "other:2", StaleAfter: 10 * time.Second})
 		r := start(p2)
 		time.Sleep(30 * time.Second)
 		synctest.Wait()
@@ -453,7 +453,7 @@ func TestSlowOrFailingSinkBlocksNobody(t *testing.T) {
 			}
 			return nil
 		}}
-		p := h.pipeline(incident.Options{Sinks: []incident.Sink{bad, good}})
+		p := h.pipeline(incident.Options{Sinks: []mdebridge.EventSink{bad, good}})
 		want := map[string][]time.Time{}
 		record(want, h.add(emulator.AlertSpec{Count: 20}))
 		r := start(p)
@@ -478,7 +478,7 @@ func TestMirrorBothWaysWithoutEcho(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		sink := &memSink{name: "mem"}
-		p := h.pipeline(incident.Options{Sinks: []incident.Sink{sink}, Mirror: true})
+		p := h.pipeline(incident.Options{Sinks: []mdebridge.EventSink{sink}, Mirror: true})
 		st := h.add(emulator.AlertSpec{Count: 2})
 		r := start(p)
 		time.Sleep(10 * time.Second)
@@ -531,9 +531,9 @@ func TestSecondProcessStandsBy(t *testing.T) {
 		h := newHarness(t)
 		h.add(emulator.AlertSpec{Count: 3})
 		a, b := &memSink{name: "mem"}, &memSink{name: "mem"}
-		r1 := start(h.pipeline(incident.Options{Sinks: []incident.Sink{a}, Owner: "h:1"}))
+		r1 := start(h.pipeline(incident.Options{Sinks: []mdebridge.EventSink{a}, Owner: "h:1"}))
 		time.Sleep(time.Second)
-		r2 := start(h.pipeline(incident.Options{Sinks: []incident.Sink{b}, Owner: "h2:2"}))
+		r2 := start(h.pipeline(incident.Options{Sinks: []mdebridge.EventSink{b}, Owner: "h2:2"}))
 		time.Sleep(30 * time.Second)
 		if len(a.events()) != 3 || len(b.events()) != 0 {
 			t.Errorf("both ran: %d and %d events", len(a.events()), len(b.events()))
