@@ -32,6 +32,8 @@ type Config struct {
 	Serve Serve `yaml:"serve"`
 	Log   Log   `yaml:"log"`
 
+	Incidents Incidents `yaml:"incidents"` // incidents.go
+
 	// Path is the file the configuration came from ("" when none was read).
 	Path string `yaml:"-"`
 }
@@ -116,6 +118,8 @@ func Default() Config {
 		Sync:  Sync{Interval: Duration(time.Hour), MaxAttempts: 6, MaxBackoff: Duration(time.Minute)},
 		Serve: Serve{Addr: "127.0.0.1:8080"},
 		Log:   Log{Level: "info", Format: "text"},
+
+		Incidents: DefaultIncidents(),
 	}
 }
 
@@ -167,6 +171,7 @@ var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type
 var sectionOf = map[string]string{
 	"Config": "", "Azure": "azure.", "Endpoints": "azure.endpoints.", "Store": "store.",
 	"Sync": "sync.", "Serve": "serve.", "Log": "log.",
+	"Incidents": "incidents.", "IncidentFilters": "incidents.filters.", "Sink": "incidents.sinks[].",
 }
 
 func decode(data []byte, cfg *Config) error {
@@ -203,9 +208,11 @@ func (c *Config) where() string {
 
 func (c *Config) resolvePaths() {
 	if c.Path == "" {
+		c.Incidents.resolvePaths("")
 		return
 	}
 	dir := filepath.Dir(c.Path)
+	c.Incidents.resolvePaths(dir)
 	for _, p := range []*string{&c.Store.Path, &c.Azure.CAFile, &c.Azure.ClientCertificatePath, &c.Azure.ClientSecretFile} {
 		if *p != "" && !filepath.IsAbs(*p) && *p != ":memory:" {
 			*p = filepath.Join(dir, *p)
@@ -317,6 +324,7 @@ func (c *Config) Validate() error {
 	if !contains([]string{"text", "json"}, c.Log.Format) {
 		bad("log.format", "%q is not one of text, json", c.Log.Format)
 	}
+	c.Incidents.validate(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("%s: %s", c.where(), strings.Join(errs, "; "))
 	}
