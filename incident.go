@@ -269,6 +269,11 @@ type MirrorChange struct {
 	CreatedAt     time.Time   `json:"createdAt"`
 }
 
+// MirrorGrace is how long a change made in mdebridge is left to the
+// process that made it, which sends it at once; after that any sender (the
+// pipeline in serve) picks it up.
+const MirrorGrace = 30 * time.Second
+
 // MirrorOutcome is how an attempt to send a MirrorChange ended.
 type MirrorOutcome struct {
 	Done    bool
@@ -322,9 +327,10 @@ type IncidentStore interface {
 	// number is at most delivered (what every sink has handled).
 	PruneEvents(ctx context.Context, olderThan time.Time, delivered int64) (int, error)
 
-	// ClaimMirrorChanges marks up to limit changes due at now (or one
-	// named by id, when id is not 0) as being sent, for leaseFor, and
-	// returns them. A change is claimed by one caller at a time.
+	// ClaimMirrorChanges marks up to limit changes due at now (or the one
+	// named by id, when id is not 0, due or not) as being sent, for
+	// leaseFor, and returns them. A change is claimed by one caller at a
+	// time; a new change is due MirrorGrace after it was made.
 	ClaimMirrorChanges(ctx context.Context, id int64, now time.Time, limit int, leaseFor time.Duration) ([]MirrorChange, error)
 	CompleteMirrorChange(ctx context.Context, id int64, o MirrorOutcome) error
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mdebridge/mdebridge/azure"
 	"github.com/mdebridge/mdebridge/config"
+	"github.com/mdebridge/mdebridge/incident"
 	"github.com/mdebridge/mdebridge/mde"
 	"github.com/mdebridge/mdebridge/sqlite"
 	"github.com/mdebridge/mdebridge/syncer"
@@ -32,6 +33,8 @@ type App struct {
 	tokens *azure.TokenSource
 	client *mde.Client
 	engine *syncer.Engine
+
+	pipeline *incident.Pipeline // incidents.go
 }
 
 // loadConfig resolves and loads the configuration for a command.

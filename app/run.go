@@ -69,6 +69,8 @@ func commands() []command {
 		{"sync", "sync MDE into the store once", cmdSync},
 		{"status", "last sync of each step and what the store holds", cmdStatus},
 		{"machines", "list or show synced machines", cmdMachines},
+		{"alerts", "list, show or update the alerts the incident pipeline ingested", cmdAlerts},
+		{"incidents", "list, show, update or comment on incidents (changes go to MDE)", cmdIncidents},
 		{"doctor", "test the connection: token, reachability, permissions per feature", cmdDoctor},
 		{"serve", "run the scheduler and the REST API", cmdServe},
 		{"emulate", "serve the emulated Microsoft cloud over TLS", cmdEmulate},

@@ -338,6 +338,26 @@ func TestTiesMovingBetweenPages(t *testing.T) {
 	}
 }
 
+// TestBurstOfManyPages: a burst sharing one timestamp many pages long is
+// read at nine tenths of a page per call at least.
+func TestBurstOfManyPages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		sink := &memSink{name: "mem"}
+		want := map[string][]time.Time{}
+		record(want, h.add(emulator.AlertSpec{Count: 1500, SharedTimestamp: true}))
+		p := h.pipeline(incident.Options{Sinks: []mdebridge.EventSink{sink}, PageSize: 100, SweepInterval: time.Hour})
+		r := start(p)
+		time.Sleep(4 * time.Second)
+		synctest.Wait()
+		r.stop(t)
+		summarize(t, sink.events()).check(t, want)
+		if n := h.emu.Stats().Calls["GET /api/alerts"]; n > 1500/90+2 {
+			t.Errorf("%d calls for 1,500 alerts in pages of 100", n)
+		}
+	})
+}
+
 // TestLateAlertsAreSwept: an alert that becomes visible with a stamp
 // behind the watermark is found by the next sweep.
 func TestLateAlertsAreSwept(t *testing.T) {

@@ -41,16 +41,18 @@ func (p position) before(q position) bool {
 	return q.ties == 0 || p.ties < q.ties
 }
 
-// margin is how many alerts already read at one timestamp a page reads
-// again: a tenth of them, at least 10.
-func margin(ties int) int { return min(ties, max(10, ties/10)) }
+// margin is how many of the alerts already read at one timestamp a page
+// of top reads again: a tenth of them, at least 10 but at most a tenth of
+// the page, so that every page moves on by nine tenths at least however
+// large the burst.
+func margin(ties, top int) int { return min(ties, max(ties/10, 10), top/10) }
 
 // query is the page request that continues from p.
 func (p position) query(top int) mdebridge.AlertPageQuery {
 	if p.ties == 0 {
 		return mdebridge.AlertPageQuery{Since: p.at, Strict: true, Top: top, ExpandEvidence: true}
 	}
-	return mdebridge.AlertPageQuery{Since: p.at, Skip: p.ties - margin(p.ties), Top: top, ExpandEvidence: true}
+	return mdebridge.AlertPageQuery{Since: p.at, Skip: p.ties - margin(p.ties, top), Top: top, ExpandEvidence: true}
 }
 
 // pollState is the poller's view of the checkpoint.

@@ -126,9 +126,9 @@ func (w *Webhook) Deliver(ctx context.Context, evs []mdebridge.StoredEvent) (mde
 		lanes[l] = append(lanes[l], i)
 	}
 	done := make([]bool, len(evs))
+	dead := make([]bool, len(evs))
 	var (
 		mu       sync.Mutex
-		dead     int
 		firstErr error
 		wg       sync.WaitGroup
 	)
@@ -140,7 +140,7 @@ func (w *Webhook) Deliver(ctx context.Context, evs []mdebridge.StoredEvent) (mde
 					err = w.dead.add(evs[i], attempts, err)
 					if err == nil {
 						mu.Lock()
-						dead++
+						dead[i] = true
 						mu.Unlock()
 						w.opts.Logger.Error("webhook gave up on an event; it is in the dead-letter file", "sink", w.opts.Name,
 							"event", evs[i].ID, "sequence", evs[i].Seq, "file", w.opts.DeadLetterPath)
@@ -161,14 +161,19 @@ func (w *Webhook) Deliver(ctx context.Context, evs []mdebridge.StoredEvent) (mde
 		})
 	}
 	wg.Wait()
-	n := 0
-	for n < len(done) && done[n] {
-		n++
+	// Handled is the prefix all done; what is done after a gap is offered
+	// again (and sent again: at least once).
+	d := mdebridge.Delivery{}
+	for d.Handled < len(done) && done[d.Handled] {
+		if dead[d.Handled] {
+			d.DeadLettered++
+		}
+		d.Handled++
 	}
-	if n < len(evs) && firstErr == nil {
+	if d.Handled < len(evs) && firstErr == nil {
 		firstErr = ctx.Err()
 	}
-	return mdebridge.Delivery{Handled: n, DeadLettered: dead}, firstErr
+	return d, firstErr
 }
 
 // errPermanent marks an answer that retrying cannot change.

@@ -702,14 +702,15 @@ func (db *DB) ChangeIncident(ctx context.Context, id int64, ch mdebridge.Inciden
 	}
 	upd, _ := json.Marshal(ch.AlertUpdate)
 	alertIDs, _ := json.Marshal(ids)
+	due := nowT.Add(mdebridge.MirrorGrace)
 	r, err := tx.ExecContext(ctx, `INSERT INTO incident_mirror (incident_id, alert_ids, update_json, author, state, next_attempt_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)`, id, string(alertIDs), string(upd), ch.Author, now, now, now)
+		VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)`, id, string(alertIDs), string(upd), ch.Author, fmtTime(due), now, now)
 	if err != nil {
 		return res, fmt.Errorf("queue the change for MDE: %w", err)
 	}
 	mirrorID, _ := r.LastInsertId()
 	res.Mirror = mdebridge.MirrorChange{ID: mirrorID, IncidentID: id, AlertIDs: ids, Update: ch.AlertUpdate, Author: ch.Author,
-		State: "pending", NextAttemptAt: nowT, CreatedAt: nowT}
+		State: "pending", NextAttemptAt: due, CreatedAt: nowT}
 
 	b := newBatcher(tx)
 	defer b.close()
@@ -888,8 +889,8 @@ func (db *DB) ClaimMirrorChanges(ctx context.Context, id int64, now time.Time, l
 	due := `WHERE state IN ('pending', 'sending') AND next_attempt_at <= ?`
 	args := []any{fmtTime(now)}
 	if id != 0 {
-		due += ` AND id = ?`
-		args = append(args, id)
+		due = `WHERE state = 'pending' AND id = ?`
+		args = []any{id}
 	}
 	changes, err := queryMirror(ctx, tx, due+` ORDER BY id LIMIT ?`, append(args, max(limit, 1))...)
 	if err != nil {

@@ -337,7 +337,12 @@ func testMirrorQueue(t *testing.T, open Opener) {
 	if err != nil || len(claimed) != 1 || claimed[0].ID != ids[0] || claimed[0].Attempts != 1 {
 		t.Fatalf("claim one: %+v %v", claimed, err)
 	}
-	// A claimed change is nobody else's until its claim runs out.
+	// A new change is its maker's for a grace period; a claimed change is
+	// nobody else's until its claim runs out.
+	if early, _ := s.ClaimMirrorChanges(t.Context(), 0, *now, 10, time.Minute); len(early) != 0 {
+		t.Fatalf("claimed within the grace period: %+v", early)
+	}
+	*now = now.Add(mdebridge.MirrorGrace)
 	if again, _ := s.ClaimMirrorChanges(t.Context(), 0, *now, 10, time.Minute); len(again) != 1 || again[0].ID != ids[1] {
 		t.Fatalf("second claim: %+v", again)
 	}

@@ -84,6 +84,12 @@ type Options struct {
 	Machines mdebridge.MachineStore // required
 	Runs     mdebridge.SyncStore    // required
 	Status   mdebridge.StatusStore  // required
+	// Alerts and Incidents serve the incident routes (incidents.go); nil
+	// answers them 501. IncidentService changes incidents; nil makes the
+	// changing routes answer 501.
+	Alerts          mdebridge.AlertStore
+	Incidents       mdebridge.IncidentStore
+	IncidentService mdebridge.IncidentService
 	// Sync runs one sync; nil makes POST /api/v1/sync answer 501.
 	Sync func(ctx context.Context) (*mdebridge.SyncRun, error)
 	// Gatherer serves /metrics; nil serves an empty registry.
@@ -135,6 +141,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/sync", s.listRuns)
 	s.mux.HandleFunc("POST /api/v1/sync", s.startSync)
 	s.mux.HandleFunc("GET /api/v1/status", s.status)
+	s.addIncidentRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path+"; see /api/v1/openapi.json")
 	})
@@ -222,19 +229,10 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	p := page{Items: make([]json.RawMessage, len(ms)), Total: total, Offset: offset, Limit: limit}
+	p := page{Items: make([]json.RawMessage, len(ms)), Total: total, Offset: offset, Limit: limit,
+		Next: nextLink("/api/v1/machines", q, offset, len(ms), limit, total)}
 	for i, m := range ms {
 		p.Items[i] = m.Raw
-	}
-	if offset+len(ms) < total {
-		nq := url.Values{}
-		for k, v := range q {
-			nq[k] = v
-		}
-		nq.Set("offset", strconv.Itoa(offset+len(ms)))
-		nq.Set("limit", strconv.Itoa(limit))
-		next := "/api/v1/machines?" + nq.Encode()
-		p.Next = &next
 	}
 	writeJSON(w, http.StatusOK, p)
 }

@@ -1,0 +1,292 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/mdebridge/mdebridge"
+)
+
+// The alert and incident routes (openapi/20-incidents.json). Alerts are
+// MDE's own objects; incidents are mdebridge's. Changes go through
+// Options.IncidentService, which also sends them to MDE.
+
+func (s *Server) addIncidentRoutes() {
+	s.mux.HandleFunc("GET /api/v1/alerts", s.listAlerts)
+	s.mux.HandleFunc("GET /api/v1/alerts/{id}", s.getAlert)
+	s.mux.HandleFunc("PATCH /api/v1/alerts/{id}", s.changeAlert)
+	s.mux.HandleFunc("GET /api/v1/incidents", s.listIncidents)
+	s.mux.HandleFunc("GET /api/v1/incidents/{id}", s.getIncident)
+	s.mux.HandleFunc("PATCH /api/v1/incidents/{id}", s.changeIncident)
+	s.mux.HandleFunc("POST /api/v1/incidents/{id}/comments", s.commentIncident)
+	s.mux.HandleFunc("GET /api/v1/incidents/{id}/events", s.incidentEvents)
+}
+
+// noIncidents answers 501 when the server has no incident store.
+func (s *Server) noIncidents(w http.ResponseWriter) bool {
+	if s.opts.Alerts == nil || s.opts.Incidents == nil {
+		writeError(w, http.StatusNotImplemented, "not_implemented", "this server keeps no alerts or incidents")
+		return true
+	}
+	return false
+}
+
+// since reads a time filter: RFC 3339, or a duration back from now ("24h").
+func since(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, errors.New("since must be an RFC 3339 time or a duration such as 24h")
+	}
+	return t, nil
+}
+
+// nextLink is the URL of the page after offset+n of total, or nil.
+func nextLink(path string, q url.Values, offset, n, limit, total int) *string {
+	if offset+n >= total {
+		return nil
+	}
+	nq := url.Values{}
+	for k, v := range q {
+		nq[k] = v
+	}
+	nq.Set("offset", strconv.Itoa(offset+n))
+	nq.Set("limit", strconv.Itoa(limit))
+	next := path + "?" + nq.Encode()
+	return &next
+}
+
+func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
+	if s.noIncidents(w) {
+		return
+	}
+	q := r.URL.Query()
+	bad := func(msg string) { writeError(w, http.StatusBadRequest, "bad_request", msg) }
+	limit, offset, err := paging(q)
+	if err != nil {
+		bad(err.Error())
+		return
+	}
+	f := mdebridge.AlertFilter{Severity: q.Get("severity"), Status: q.Get("status"), DetectionSource: q.Get("source"),
+		Category: q.Get("category"), RBACGroup: q.Get("group"), Machine: q.Get("machine"), Entity: q.Get("entity"),
+		Offset: offset, Limit: limit}
+	if v := q.Get("incident"); v != "" {
+		if f.Incident, err = strconv.ParseInt(v, 10, 64); err != nil {
+			bad("incident must be an incident id")
+			return
+		}
+	}
+	if f.UpdatedSince, err = since(q.Get("since")); err != nil {
+		bad(err.Error())
+		return
+	}
+	as, total, err := s.opts.Alerts.FindAlerts(r.Context(), f)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	p := page{Items: make([]json.RawMessage, len(as)), Total: total, Offset: offset, Limit: limit,
+		Next: nextLink("/api/v1/alerts", q, offset, len(as), limit, total)}
+	for i, a := range as {
+		p.Items[i] = a.Raw
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) getAlert(w http.ResponseWriter, r *http.Request) {
+	if s.noIncidents(w) {
+		return
+	}
+	a, err := s.opts.Alerts.GetAlert(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.lookupError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(a.Raw)
+}
+
+// lookupError answers a failed lookup: 404 for what does not exist, 400 for
+// a refused change, 500 otherwise.
+func (s *Server) lookupError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, mdebridge.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, mdebridge.ErrInvalidUpdate):
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+	default:
+		s.internal(w, r, err)
+	}
+}
+
+func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) {
+	if s.noIncidents(w) {
+		return
+	}
+	q := r.URL.Query()
+	limit, offset, err := paging(q)
+	var from time.Time
+	if err == nil {
+		from, err = since(q.Get("since"))
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	incs, total, err := s.opts.Incidents.FindIncidents(r.Context(), mdebridge.IncidentFilter{Status: q.Get("status"), Severity: q.Get("severity"),
+		AssignedTo: q.Get("assigned_to"), UpdatedSince: from, Offset: offset, Limit: limit})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": incs, "total": total, "offset": offset, "limit": limit,
+		"next": nextLink("/api/v1/incidents", q, offset, len(incs), limit, total)})
+}
+
+func incidentID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		writeError(w, http.StatusBadRequest, "bad_request", "an incident id is a positive whole number")
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) {
+	if s.noIncidents(w) {
+		return
+	}
+	id, ok := incidentID(w, r)
+	if !ok {
+		return
+	}
+	inc, err := s.opts.Incidents.GetIncident(r.Context(), id)
+	if err != nil {
+		s.lookupError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inc)
+}
+
+// readUpdate reads a change: the fields of MDE's alert update, camelCase,
+// and nothing else.
+func readUpdate(w http.ResponseWriter, r *http.Request) (mdebridge.AlertUpdate, bool) {
+	var u mdebridge.AlertUpdate
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&u); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "the body must be {\"status\",\"assignedTo\",\"classification\",\"determination\",\"comment\"}: "+err.Error())
+		return u, false
+	}
+	return u, true
+}
+
+// service returns the service that changes incidents, or answers 501.
+func (s *Server) service(w http.ResponseWriter) (mdebridge.IncidentService, bool) {
+	if s.opts.IncidentService == nil {
+		writeError(w, http.StatusNotImplemented, "not_implemented", "this server does not change incidents (the incident pipeline is off)")
+		return nil, false
+	}
+	return s.opts.IncidentService, true
+}
+
+const apiAuthor = "mdebridge REST API"
+
+func (s *Server) changeIncident(w http.ResponseWriter, r *http.Request) {
+	svc, ok := s.service(w)
+	if !ok {
+		return
+	}
+	id, ok := incidentID(w, r)
+	if !ok {
+		return
+	}
+	u, ok := readUpdate(w, r)
+	if !ok {
+		return
+	}
+	inc, err := svc.ChangeIncident(r.Context(), id, mdebridge.IncidentChange{AlertUpdate: u, Author: apiAuthor})
+	if err != nil {
+		s.lookupError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inc)
+}
+
+func (s *Server) commentIncident(w http.ResponseWriter, r *http.Request) {
+	svc, ok := s.service(w)
+	if !ok {
+		return
+	}
+	id, ok := incidentID(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Comment string `json:"comment"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || body.Comment == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", `the body must be {"comment":"…"}`)
+		return
+	}
+	inc, err := svc.ChangeIncident(r.Context(), id, mdebridge.IncidentChange{AlertUpdate: mdebridge.AlertUpdate{Comment: body.Comment}, Author: apiAuthor})
+	if err != nil {
+		s.lookupError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inc)
+}
+
+func (s *Server) changeAlert(w http.ResponseWriter, r *http.Request) {
+	svc, ok := s.service(w)
+	if !ok {
+		return
+	}
+	u, ok := readUpdate(w, r)
+	if !ok {
+		return
+	}
+	inc, err := svc.ChangeAlert(r.Context(), r.PathValue("id"), mdebridge.IncidentChange{AlertUpdate: u, Author: apiAuthor})
+	if err != nil {
+		s.lookupError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inc)
+}
+
+// incidentEvents lists an incident's events, as the sinks received them.
+func (s *Server) incidentEvents(w http.ResponseWriter, r *http.Request) {
+	if s.noIncidents(w) {
+		return
+	}
+	id, ok := incidentID(w, r)
+	if !ok {
+		return
+	}
+	if _, err := s.opts.Incidents.GetIncident(r.Context(), id); err != nil {
+		s.lookupError(w, r, err)
+		return
+	}
+	evs, err := s.opts.Incidents.FindEvents(r.Context(), mdebridge.EventFilter{Incident: id, Limit: 1000})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	items := make([]json.RawMessage, len(evs))
+	for i, e := range evs {
+		items[i] = e.Body
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
