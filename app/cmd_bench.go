@@ -41,8 +41,11 @@ type benchReport struct {
 }
 
 func cmdBench(ctx context.Context, env *Env, g *globals, args []string) int {
+	if len(args) > 0 && args[0] == "alerts" {
+		return benchAlerts(ctx, env, g, args[1:]) // cmd_bench_alerts.go
+	}
 	if len(args) == 0 || args[0] != "sync" {
-		return usageError(env, "bench", "say what to measure: bench sync")
+		return usageError(env, "bench", "say what to measure: bench sync, bench alerts")
 	}
 	fs := flag.NewFlagSet("bench sync", flag.ContinueOnError)
 	machines := fs.Int("machines", 100000, "machines in the emulated tenant")

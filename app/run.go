@@ -74,7 +74,7 @@ func commands() []command {
 		{"doctor", "test the connection: token, reachability, permissions per feature", cmdDoctor},
 		{"serve", "run the scheduler and the REST API", cmdServe},
 		{"emulate", "serve the emulated Microsoft cloud over TLS", cmdEmulate},
-		{"bench", "measure a sync against a fresh emulated tenant", cmdBench},
+		{"bench", "measure a sync, or alert-to-event latency and bursts, against an emulated tenant", cmdBench},
 		{"version", "print the version", cmdVersion},
 	}
 }

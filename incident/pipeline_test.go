@@ -345,15 +345,15 @@ func TestBurstOfManyPages(t *testing.T) {
 		h := newHarness(t)
 		sink := &memSink{name: "mem"}
 		want := map[string][]time.Time{}
-		record(want, h.add(emulator.AlertSpec{Count: 1500, SharedTimestamp: true}))
-		p := h.pipeline(incident.Options{Sinks: []mdebridge.EventSink{sink}, PageSize: 100, SweepInterval: time.Hour})
+		record(want, h.add(emulator.AlertSpec{Count: 500, SharedTimestamp: true}))
+		p := h.pipeline(incident.Options{Sinks: []mdebridge.EventSink{sink}, PageSize: 40, SweepInterval: time.Hour})
 		r := start(p)
 		time.Sleep(4 * time.Second)
 		synctest.Wait()
 		r.stop(t)
 		summarize(t, sink.events()).check(t, want)
-		if n := h.emu.Stats().Calls["GET /api/alerts"]; n > 1500/90+2 {
-			t.Errorf("%d calls for 1,500 alerts in pages of 100", n)
+		if n := h.emu.Stats().Calls["GET /api/alerts"]; n > 500/36+2 {
+			t.Errorf("%d calls for 500 alerts in pages of 40", n)
 		}
 	})
 }
