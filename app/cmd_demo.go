@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/mdebridge/mdebridge/config"
 	"github.com/mdebridge/mdebridge/emulator"
@@ -48,8 +49,10 @@ func cmdDemo(ctx context.Context, env *Env, g *globals, args []string) int {
 	}
 	defer a.Close()
 	if len(a.Config.Incidents.Sinks) == 0 {
-		// Incident events go to a file the user can tail.
+		// Incident events go to a file the user can tail, and every
+		// generated alert (the last 30 days) becomes one.
 		a.Config.Incidents.Sinks = []config.Sink{{Name: "file", Type: "file", Path: filepath.Join(o.stateDir, "incidents.jsonl")}}
+		a.Config.Incidents.FirstFetch = config.Duration(31 * 24 * time.Hour)
 	}
 	run, err := runSync(ctx, env, a, syncer.RunOptions{Trigger: "demo"})
 	if err != nil {
