@@ -433,7 +433,9 @@ func (b *alertBench) runBurst(ctx context.Context, total, shared, updates int, k
 		if k >= 3 && left > 0 {
 			// Updates go to alerts already delivered: an update made
 			// before the alert was first read could not be seen apart.
-			n := min(left, (updates+batches-4)/(batches-3))
+			// Spread over the batches left, catching up when earlier
+			// batches found fewer alerts delivered.
+			n := (left + batches - k - 1) / (batches - k)
 			var ids []string
 			mu.Lock()
 			for id := range want {
