@@ -5,6 +5,7 @@ package mdebridge
 // interface here, one per line.
 type Store interface {
 	MachineStore
+	LogonUserStore
 	SyncStore
 	StatusStore
 	AlertStore

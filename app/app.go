@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -30,6 +31,7 @@ type App struct {
 	Cloud    azure.Cloud
 
 	store  *sqlite.DB
+	http   *http.Client
 	tokens *azure.TokenSource
 	client *mde.Client
 	engine *syncer.Engine
@@ -98,12 +100,26 @@ func (a *App) Store(ctx context.Context) (*sqlite.DB, error) {
 	return db, nil
 }
 
+// HTTPClient is the client for every Microsoft endpoint: the system's CAs
+// plus azure.ca_file.
+func (a *App) HTTPClient() (*http.Client, error) {
+	if a.http != nil {
+		return a.http, nil
+	}
+	c, err := azure.NewHTTPClient(a.Config.Azure.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	a.http = c
+	return c, nil
+}
+
 // Tokens builds the credential on first use.
 func (a *App) Tokens() (*azure.TokenSource, error) {
 	if a.tokens != nil {
 		return a.tokens, nil
 	}
-	httpClient, err := azure.NewHTTPClient(a.Config.Azure.CAFile)
+	httpClient, err := a.HTTPClient()
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +132,7 @@ func (a *App) Tokens() (*azure.TokenSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
-	a.tokens = azure.NewTokenSource(cred, a.Cloud.MDEScope())
+	a.tokens = azure.NewTokenSource(cred, a.Cloud.MDEScope(), az.AuthKind())
 	return a.tokens, nil
 }
 
@@ -129,7 +145,7 @@ func (a *App) MDE() (*mde.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	httpClient, err := azure.NewHTTPClient(a.Config.Azure.CAFile)
+	httpClient, err := a.HTTPClient()
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +180,7 @@ func (a *App) Engine(ctx context.Context) (*syncer.Engine, error) {
 		DescribeError: describe,
 		Steps: []syncer.Step{
 			syncer.MachinesStep{Source: client, Store: store},
+			syncer.LogonUsersStep{Source: client, Store: store, PerMachineBudget: a.Config.Sync.LogonUserCalls},
 		},
 	})
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/mdebridge/mdebridge"
-	"github.com/mdebridge/mdebridge/azure"
 	"github.com/mdebridge/mdebridge/emulator"
 	"github.com/mdebridge/mdebridge/syncer"
 )
@@ -121,7 +120,7 @@ func cmdBench(ctx context.Context, env *Env, g *globals, args []string) int {
 	rep.Status, rep.Steps = run.Status, run.Steps
 	for _, s := range run.Steps {
 		rep.ClientAPICalls += s.APICalls
-		if s.Name == "machines" && rep.SyncWallSeconds > 0 {
+		if s.Name == "machines" && s.DurationMS > 0 {
 			rep.MachinesPerSecond = float64(s.Items) / (float64(s.DurationMS) / 1000)
 		}
 	}
@@ -195,7 +194,7 @@ func startChildEmulator(ctx context.Context, dir string, machines int, seed int6
 // emulatorStats reads the emulator's call counts through its control API.
 func emulatorStats(ctx context.Context, a *App, baseURL string) (emulator.Stats, error) {
 	var st emulator.Stats
-	client, err := azure.NewHTTPClient(a.Config.Azure.CAFile)
+	client, err := a.HTTPClient()
 	if err != nil {
 		return st, err
 	}

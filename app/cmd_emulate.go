@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mdebridge/mdebridge/emulator"
+	"github.com/mdebridge/mdebridge/internal/atomicfile"
 )
 
 func cmdEmulate(ctx context.Context, env *Env, g *globals, args []string) int {
@@ -78,7 +79,7 @@ Stop with Ctrl-C.
 	if *readyFile != "" {
 		ready, _ := json.Marshal(map[string]any{"url": emu.url, "config": emu.configFile, "ca": emu.caFile,
 			"tenantId": emu.server.TenantID(), "machines": emu.tenant.MachineCount(), "generateSeconds": emu.generated.Seconds()})
-		if err := writeFileAtomic(*readyFile, ready, 0o600); err != nil {
+		if err := atomicfile.Write(*readyFile, ready, 0o600); err != nil {
 			return fail(env, "emulate", err)
 		}
 	}
@@ -237,25 +238,5 @@ azure:
 store:
   path: mdebridge.db
 `, c.TenantID, q(c.TenantID), q(c.ClientID), q(c.ClientSecret), q(caFile), q(url+"/"), q(url), q(url), q(url))
-	return writeFileAtomic(path, []byte(body), 0o600)
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, []byte(body), 0o600)
 }

@@ -16,6 +16,7 @@ func cmdMachines(ctx context.Context, env *Env, g *globals, args []string) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			fmt.Fprintln(env.Stdout, "Usage: mdebridge machines list [filters] [-o table|json|jsonl|csv]\n       mdebridge machines show <id|computer name|IP> [-o table|json]")
+			fmt.Fprintln(env.Stdout, "       mdebridge machines logonusers <id|computer name|IP> [-o table|json|jsonl|csv]")
 			return ExitOK
 		}
 		return usageError(env, "machines", "say list or show")
@@ -25,8 +26,10 @@ func cmdMachines(ctx context.Context, env *Env, g *globals, args []string) int {
 		return machinesList(ctx, env, g, args[1:])
 	case "show":
 		return machinesShow(ctx, env, g, args[1:])
+	case "logonusers":
+		return machinesLogonUsers(ctx, env, g, args[1:])
 	}
-	return usageError(env, "machines", "unknown subcommand %q (list, show)", args[0])
+	return usageError(env, "machines", "unknown subcommand %q (list, show, logonusers)", args[0])
 }
 
 func machinesList(ctx context.Context, env *Env, g *globals, args []string) int {

@@ -61,6 +61,10 @@ func serve(ctx context.Context, env *Env, a *App, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	client, err := a.MDE()
+	if err != nil {
+		return err
+	}
 	var pipeline *incident.Pipeline
 	var changer mdebridge.IncidentService
 	if a.Config.Incidents.Enabled {
@@ -71,7 +75,8 @@ func serve(ctx context.Context, env *Env, a *App, o serveOptions) error {
 	}
 	version, _ := Version()
 	h, err := web.New(web.Options{
-		Machines: store, Runs: store, Status: store, Gatherer: a.Registry, Logger: a.Log.With("component", "web"),
+		Machines: store, Runs: store, Status: store, Hunting: client, LogonUsers: store,
+		Gatherer: a.Registry, Logger: a.Log.With("component", "web"),
 		Alerts: store, Incidents: store, IncidentService: changer,
 		Version: version, BaseContext: ctx,
 		Sync: func(ctx context.Context) (*mdebridge.SyncRun, error) {

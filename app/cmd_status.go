@@ -66,7 +66,7 @@ func cmdStatus(ctx context.Context, env *Env, g *globals, args []string) int {
 	}
 	fmt.Fprintln(w)
 	for _, k := range slices.Sorted(maps.Keys(rep.Counts)) {
-		fmt.Fprintf(w, "%-18s %s\n", k, thousands(rep.Counts[k]))
+		fmt.Fprintf(w, "%-20s %s\n", k, thousands(rep.Counts[k]))
 	}
 	if len(rep.Steps) > 0 {
 		fmt.Fprintln(w)

@@ -35,6 +35,8 @@ func describe(err error) string {
 		return busy.Error() + "; wait for it to finish, or stop the process that runs it"
 	case errors.As(err, &amb), errors.As(err, &nf):
 		return err.Error()
+	case errors.As(err, new(*mdebridge.HuntingQuotaError)):
+		return err.Error() + "; the quota is per tenant and shared with every tool that hunts: try again then, or narrow the query (a shorter time range, one device)"
 	case errors.Is(err, mde.ErrThrottled):
 		return err.Error() + "; the service's rate limit was reached, try again in a few minutes"
 	case errors.As(err, &opErr):

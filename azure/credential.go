@@ -115,11 +115,20 @@ func NewHTTPClient(caFile string) (*http.Client, error) {
 type TokenSource struct {
 	cred  azcore.TokenCredential
 	scope string
+	kind  string
 }
 
-// NewTokenSource returns a source of tokens for scope.
-func NewTokenSource(cred azcore.TokenCredential, scope string) *TokenSource {
-	return &TokenSource{cred: cred, scope: scope}
+// NewTokenSource returns a source of tokens for scope from a credential of
+// the given kind (as in CredentialOptions.Kind, for error hints).
+func NewTokenSource(cred azcore.TokenCredential, scope, kind string) *TokenSource {
+	return &TokenSource{cred: cred, scope: scope, kind: kind}
+}
+
+// kindHints say what to check when a credential without an Entra error code fails.
+var kindHints = map[string]string{
+	"managed_identity":  "check that a managed identity is assigned to this host and, for a user-assigned one, that azure.client_id is its client id",
+	"workload_identity": "check AZURE_FEDERATED_TOKEN_FILE and the app's federated credential (issuer, subject, audience api://AzureADTokenExchange)",
+	"azure_cli":         "run 'az login' (and 'az account set') as the user mdebridge runs as",
 }
 
 // Token returns a valid access token. Failures are *mdebridge.AuthError with
@@ -127,7 +136,12 @@ func NewTokenSource(cred azcore.TokenCredential, scope string) *TokenSource {
 func (s *TokenSource) Token(ctx context.Context) (string, error) {
 	tok, err := s.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{s.scope}})
 	if err != nil {
-		return "", ClassifyAuthError(err)
+		err = ClassifyAuthError(err)
+		var ae *mdebridge.AuthError
+		if errors.As(err, &ae) && ae.Hint == "" {
+			ae.Hint = kindHints[s.kind]
+		}
+		return "", err
 	}
 	return tok.Token, nil
 }
@@ -135,7 +149,11 @@ func (s *TokenSource) Token(ctx context.Context) (string, error) {
 // Scope is the scope the source asks tokens for.
 func (s *TokenSource) Scope() string { return s.scope }
 
-var aadsts = regexp.MustCompile(`AADSTS(\d+)`)
+var (
+	aadsts = regexp.MustCompile(`AADSTS(\d+)`)
+	// serviceMessage finds the service's own words in a failed response.
+	serviceMessage = regexp.MustCompile(`"(message|error_description)"\s*:\s*"([^"]+)"`)
+)
 
 // authCodes explains the Entra errors users meet most.
 var authCodes = map[int]struct{ cause, hint string }{
@@ -173,6 +191,9 @@ func ClassifyAuthError(err error) error {
 	switch {
 	case errors.As(err, &cu) && cu.RawResponse != nil:
 		ae.Cause = fmt.Sprintf("the token service answered %s", cu.RawResponse.Status)
+		if m := serviceMessage.FindStringSubmatch(err.Error()); m != nil {
+			ae.Cause += ": " + m[2]
+		}
 	default:
 		ae.Cause = firstLine(err.Error())
 		if strings.Contains(ae.Cause, "certificate") {

@@ -96,6 +96,10 @@ type Sync struct {
 	// MaxBackoff caps the wait between attempts when the service gives no
 	// Retry-After (default 1m).
 	MaxBackoff Duration `yaml:"max_backoff"`
+	// LogonUserCalls bounds the per-machine logonusers calls of one sync
+	// when advanced hunting is not permitted (default 1500, an hour of the
+	// API's quota; the next sync resumes); 0 turns that fallback off.
+	LogonUserCalls int `yaml:"logon_user_calls"`
 }
 
 // Serve configures the long-running service.
@@ -115,7 +119,7 @@ func Default() Config {
 	return Config{
 		Azure: Azure{Cloud: "public"},
 		Store: Store{Driver: "sqlite", Path: "mdebridge.db"},
-		Sync:  Sync{Interval: Duration(time.Hour), MaxAttempts: 6, MaxBackoff: Duration(time.Minute)},
+		Sync:  Sync{Interval: Duration(time.Hour), MaxAttempts: 6, MaxBackoff: Duration(time.Minute), LogonUserCalls: 1500},
 		Serve: Serve{Addr: "127.0.0.1:8080"},
 		Log:   Log{Level: "info", Format: "text"},
 
@@ -314,6 +318,9 @@ func (c *Config) Validate() error {
 	}
 	if time.Duration(c.Sync.MaxBackoff) < time.Millisecond {
 		bad("sync.max_backoff", "%s is too short", time.Duration(c.Sync.MaxBackoff))
+	}
+	if c.Sync.LogonUserCalls < 0 || c.Sync.LogonUserCalls > 100_000 {
+		bad("sync.logon_user_calls", "%d is not from 0 (no per-machine fallback) to 100000", c.Sync.LogonUserCalls)
 	}
 	if _, _, err := net.SplitHostPort(c.Serve.Addr); err != nil {
 		bad("serve.addr", "%q is not host:port", c.Serve.Addr)

@@ -21,14 +21,20 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mdebridge/mdebridge/internal/atomicfile"
 )
 
 // AppSpec describes an application registration to create in the tenant,
 // with the application permissions (roles) it has been granted.
 type AppSpec struct {
-	Roles           []string  `json:"roles"`
-	DisplayName     string    `json:"displayName,omitempty"`
-	Credential      string    `json:"credential,omitempty"`      // "secret" (default) or "certificate"
+	Roles       []string `json:"roles"`
+	DisplayName string   `json:"displayName,omitempty"`
+	// Credential is "secret" (default), "certificate", "federated" (workload
+	// identity: AppCredentials.FederatedToken is a service-account token to
+	// exchange) or "managedIdentity" (AppCredentials.IdentityEndpoint and
+	// IdentityHeader, as App Service hands them to a managed identity).
+	Credential      string    `json:"credential,omitempty"`
 	SecretExpiresAt time.Time `json:"secretExpiresAt,omitempty"` // zero = never; past = token requests fail with AADSTS7000222
 }
 
@@ -38,6 +44,14 @@ type AppCredentials struct {
 	ClientID       string `json:"clientId"`
 	ClientSecret   string `json:"clientSecret,omitempty"`
 	CertificatePEM string `json:"certificatePem,omitempty"` // certificate + PKCS#8 key, for azidentity.ParseCertificates
+	// FederatedToken is a Kubernetes-style service-account token (valid 24 h)
+	// that the app's federated credential trusts: the file behind
+	// AZURE_FEDERATED_TOKEN_FILE.
+	FederatedToken string `json:"federatedToken,omitempty"`
+	// IdentityEndpoint (a path on the emulator) and IdentityHeader are what
+	// App Service puts in IDENTITY_ENDPOINT and IDENTITY_HEADER.
+	IdentityEndpoint string `json:"identityEndpoint,omitempty"`
+	IdentityHeader   string `json:"identityHeader,omitempty"`
 }
 
 // AllRoles returns every MDE application permission (mde-api.md §1.4).
@@ -66,7 +80,13 @@ type app struct {
 	SecretSHA256    string    `json:"secretSha256,omitempty"`
 	SecretExpiresAt time.Time `json:"secretExpiresAt,omitzero"`
 	CertificateDER  []byte    `json:"certificate,omitempty"`
-	CreatedAt       time.Time `json:"createdAt"`
+	// FederatedSubject is the subject of the app's federated credential
+	// (issuer: the emulator's federation issuer, audience api://AzureADTokenExchange).
+	FederatedSubject string `json:"federatedSubject,omitempty"`
+	// IdentityHeaderSHA256 makes the app a managed identity reachable through
+	// the App Service token endpoint with that header.
+	IdentityHeaderSHA256 string    `json:"identityHeaderSha256,omitempty"`
+	CreatedAt            time.Time `json:"createdAt"`
 
 	cert *x509.Certificate
 }
@@ -147,6 +167,28 @@ func loadApps(dir string) (*appRegistry, error) {
 	return r, nil
 }
 
+// managedIdentity finds the managed identity that an App Service token
+// request names: by its header, and by client id when the request names one
+// (a user-assigned identity).
+func (r *appRegistry) managedIdentity(header, clientID string) *app {
+	if header == "" {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(header))
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, a := range r.apps {
+		want, err := hex.DecodeString(a.IdentityHeaderSHA256)
+		if err != nil || len(want) == 0 || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+			continue
+		}
+		if clientID == "" || strings.EqualFold(clientID, a.ClientID) {
+			return a
+		}
+	}
+	return nil
+}
+
 func (r *appRegistry) get(clientID string) *app {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -172,7 +214,7 @@ func (r *appRegistry) saveLocked() error {
 	if err := os.MkdirAll(filepath.Dir(r.path), 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(r.path, append(data, '\n'), 0o600)
+	return atomicfile.Write(r.path, append(data, '\n'), 0o600)
 }
 
 // create registers an app and returns its credentials; the secret or private
@@ -182,8 +224,8 @@ func (r *appRegistry) create(spec AppSpec, tenantID string, now time.Time) (AppC
 	if kind == "" {
 		kind = "secret"
 	}
-	if kind != "secret" && kind != "certificate" {
-		return AppCredentials{}, fmt.Errorf("create app: credential %q: want secret or certificate", spec.Credential)
+	if !slices.Contains([]string{"secret", "certificate", "federated", "managedIdentity"}, kind) {
+		return AppCredentials{}, fmt.Errorf("create app: credential %q: want secret, certificate, federated or managedIdentity", spec.Credential)
 	}
 	for _, role := range spec.Roles {
 		if strings.TrimSpace(role) == "" {
@@ -218,6 +260,13 @@ func (r *appRegistry) create(spec AppSpec, tenantID string, now time.Time) (AppC
 		}
 		a.cert, a.CertificateDER = cert, cert.Raw
 		creds.CertificatePEM = string(certPEM)
+	case "federated":
+		a.FederatedSubject = "system:serviceaccount:mdebridge:" + a.ClientID[:8]
+	case "managedIdentity":
+		header := newClientSecret()
+		sum := sha256.Sum256([]byte(header))
+		a.IdentityHeaderSHA256 = hex.EncodeToString(sum[:])
+		creds.IdentityEndpoint, creds.IdentityHeader = managedIdentityPath, header
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

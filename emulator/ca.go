@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/mdebridge/mdebridge/internal/atomicfile"
 )
 
 // CA is the emulator's certificate authority. Clients trust its certificate
@@ -78,10 +80,10 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create CA: %w", err)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, "ca-key.pem"), keyPEM, 0o600); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, "ca-key.pem"), keyPEM, 0o600); err != nil {
 			return nil, fmt.Errorf("create CA: %w", err)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, "ca.pem"), ca.certPEM, 0o644); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, "ca.pem"), ca.certPEM, 0o644); err != nil {
 			return nil, fmt.Errorf("create CA: %w", err)
 		}
 	}
@@ -204,26 +206,4 @@ func randomSerial() *big.Int {
 		panic(err) // crypto/rand does not fail
 	}
 	return n
-}
-
-// writeFileAtomic writes data to a temporary file in the same directory and
-// renames it into place.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -51,11 +51,13 @@ func (x *exchange) decodeControl(v any) bool {
 }
 
 func (s *Server) controlTenant(x *exchange) {
+	logonPairs, logonAccounts := s.tenant.LogonUserCounts(s.now())
 	x.json(http.StatusOK, map[string]any{
 		"tenantId":    s.tenant.ID(),
 		"domain":      s.tenant.Domain(),
 		"displayName": s.tenant.DisplayName(),
-		"counts":      map[string]int{"machines": s.tenant.MachineCount(), "alerts": s.tenant.AlertCount()},
+		"counts": map[string]int{"machines": s.tenant.MachineCount(),
+			"logonUsers": logonAccounts, "machineLogonUsers": logonPairs, "alerts": s.tenant.AlertCount()},
 	})
 }
 

@@ -318,6 +318,39 @@ func (s *Server) token(x *exchange, version int) {
 		return
 	}
 
+	tok, claims, err := s.mintToken(a, resource, kind, acr)
+	if err != nil {
+		s.log.Error("emulator: sign token", "err", err)
+		x.aadFail(http.StatusInternalServerError, "server_error", 90033, "A transient error has occurred. Please try again.")
+		return
+	}
+	now := time.Unix(claims.Iat, 0)
+	s.log.Info("emulator: token issued", "appid", a.ClientID, "resource", resource, "roles", claims.Roles)
+	x.w.Header().Set("Cache-Control", "no-store, no-cache")
+	x.w.Header().Set("Pragma", "no-cache")
+	if version == 2 {
+		x.json(http.StatusOK, struct {
+			TokenType    string `json:"token_type"`
+			ExpiresIn    int    `json:"expires_in"`
+			ExtExpiresIn int    `json:"ext_expires_in"`
+			AccessToken  string `json:"access_token"`
+		}{"Bearer", 3599, 3599, tok})
+		return
+	}
+	x.json(http.StatusOK, struct {
+		TokenType    string `json:"token_type"`
+		ExpiresIn    string `json:"expires_in"`
+		ExtExpiresIn string `json:"ext_expires_in"`
+		ExpiresOn    string `json:"expires_on"`
+		NotBefore    string `json:"not_before"`
+		Resource     string `json:"resource"`
+		AccessToken  string `json:"access_token"`
+	}{"Bearer", "3599", "3599", strconv.FormatInt(now.Unix()+3599, 10), strconv.FormatInt(claims.Nbf, 10), resource, tok})
+}
+
+// mintToken signs an access token for app a and resource: acr is "1" for a
+// secret, "2" for a certificate, federated or managed-identity credential.
+func (s *Server) mintToken(a *app, resource string, kind resourceKind, acr string) (string, tokenClaims, error) {
 	now := s.now().UTC()
 	claims := tokenClaims{
 		Aud:            resource,
@@ -340,32 +373,7 @@ func (s *Server) token(x *exchange, version int) {
 		Ver:            "1.0",
 	}
 	tok, err := s.signer.sign(claims)
-	if err != nil {
-		s.log.Error("emulator: sign token", "err", err)
-		x.aadFail(http.StatusInternalServerError, "server_error", 90033, "A transient error has occurred. Please try again.")
-		return
-	}
-	s.log.Info("emulator: token issued", "appid", a.ClientID, "resource", resource, "roles", claims.Roles)
-	x.w.Header().Set("Cache-Control", "no-store, no-cache")
-	x.w.Header().Set("Pragma", "no-cache")
-	if version == 2 {
-		x.json(http.StatusOK, struct {
-			TokenType    string `json:"token_type"`
-			ExpiresIn    int    `json:"expires_in"`
-			ExtExpiresIn int    `json:"ext_expires_in"`
-			AccessToken  string `json:"access_token"`
-		}{"Bearer", 3599, 3599, tok})
-		return
-	}
-	x.json(http.StatusOK, struct {
-		TokenType    string `json:"token_type"`
-		ExpiresIn    string `json:"expires_in"`
-		ExtExpiresIn string `json:"ext_expires_in"`
-		ExpiresOn    string `json:"expires_on"`
-		NotBefore    string `json:"not_before"`
-		Resource     string `json:"resource"`
-		AccessToken  string `json:"access_token"`
-	}{"Bearer", "3599", "3599", strconv.FormatInt(now.Unix()+3599, 10), strconv.FormatInt(claims.Nbf, 10), resource, tok})
+	return tok, claims, err
 }
 
 // rolesFor returns the app's roles that belong to the resource: MDE's
@@ -418,6 +426,12 @@ func (s *Server) checkAssertion(x *exchange, a *app, assertion string) bool {
 	j, err := parseJWT(assertion)
 	if err != nil {
 		return fail(50027, "JWT token is invalid or malformed.")
+	}
+	var issuer struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(j.claims, &issuer) == nil && issuer.Iss == s.federationIssuer() {
+		return s.checkFederatedAssertion(x, a, j)
 	}
 	if !a.thumbprintMatches(j.header.X5t, j.header.X5tS256) {
 		thumb := j.header.X5tS256

@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mdebridge/mdebridge/internal/atomicfile"
 )
 
 // tokenSigner holds the key that signs the emulator's access tokens. Its
@@ -69,7 +71,7 @@ func loadOrCreateSigner(dir string) (*tokenSigner, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("save signing key: %w", err)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, signingKeyFile), data, 0o600); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, signingKeyFile), data, 0o600); err != nil {
 			return nil, fmt.Errorf("save signing key: %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mdebridge/mdebridge/emulator/kql"
 	"github.com/mdebridge/mdebridge/ratelimit"
 )
 
@@ -79,22 +80,4 @@ var defaultLimit = limitSpec{windows: []ratelimit.Window{perMinute(100), perHour
 
 // timeSpan formats d as .NET prints a TimeSpan ("00:01:00", "01:00:00",
 // "00:00:08.5714285"), the way the 429 message shows the window.
-func timeSpan(d time.Duration) string {
-	ticks := d / 100 // .NET ticks are 100 ns
-	days := ticks / (24 * 36_000_000_000)
-	ticks -= days * 24 * 36_000_000_000
-	h := ticks / 36_000_000_000
-	ticks -= h * 36_000_000_000
-	m := ticks / 600_000_000
-	ticks -= m * 600_000_000
-	s := ticks / 10_000_000
-	frac := ticks - s*10_000_000
-	out := fmt.Sprintf("%02d:%02d:%02d", h, m, s)
-	if days > 0 {
-		out = fmt.Sprintf("%d.%s", days, out)
-	}
-	if frac > 0 {
-		out += fmt.Sprintf(".%07d", frac)
-	}
-	return out
-}
+func timeSpan(d time.Duration) string { return kql.FormatTimeSpan(d) }

@@ -45,6 +45,8 @@ type Server struct {
 	routes router
 	faults faultSet
 
+	hunting *hunting // advanced hunting: tables, limits, CPU used
+
 	limitsMu   sync.RWMutex
 	rateLimits RateLimits
 	limiters   *ratelimit.Group
@@ -91,7 +93,10 @@ func New(opts Options) (*Server, error) {
 	s.tenant.setClock(s.now)
 	s.limiters = ratelimit.NewGroup(s.newLimiter)
 	s.addEntraRoutes()
+	s.addManagedIdentityRoutes()
 	s.addMachineRoutes()
+	s.addLogonUserRoutes()
+	s.addHuntingRoutes()
 	s.addAlertRoutes()
 	s.addControlRoutes()
 	s.addAlertControlRoutes()
@@ -110,6 +115,11 @@ func (s *Server) CreateApp(spec AppSpec) (AppCredentials, error) {
 	creds, err := s.apps.create(spec, s.tenant.ID(), s.now())
 	if err != nil {
 		return AppCredentials{}, err
+	}
+	if spec.Credential == "federated" {
+		if creds.FederatedToken, err = s.federatedToken(s.apps.get(creds.ClientID)); err != nil {
+			return AppCredentials{}, fmt.Errorf("create app: %w", err)
+		}
 	}
 	s.log.Info("emulator: app created", "clientId", creds.ClientID, "roles", spec.Roles, "credential", orDefault(spec.Credential, "secret"))
 	return creds, nil

@@ -55,6 +55,9 @@ type Options struct {
 	MaxBackoff time.Duration
 	// UserAgent is sent with every request.
 	UserAgent string
+	// HuntingRowCap is the most rows advanced hunting returns (default
+	// 100,000, the service's cap): a result this long is taken as cut off.
+	HuntingRowCap int
 }
 
 // Client calls the MDE API.
@@ -98,6 +101,9 @@ func New(opts Options) (*Client, error) {
 	if opts.UserAgent == "" {
 		opts.UserAgent = "mdebridge"
 	}
+	if opts.HuntingRowCap <= 0 {
+		opts.HuntingRowCap = HuntingRowCap
+	}
 	c := &Client{opts: opts, base: base, log: opts.Logger}
 	c.limiters = ratelimit.NewGroup(func(api string) *ratelimit.Limiter {
 		return ratelimit.New(opts.Now, safetyMargin(opts.Limits(api))...)
@@ -117,6 +123,9 @@ type request struct {
 	page   int // 1-based page number for list calls, 0 otherwise
 	// accept lists the statuses that count as success besides 2xx.
 	accept []int
+	// maxWait, when set, gives up instead of waiting longer than this for a
+	// retry (a quota that frees up in an hour is reported, not waited for).
+	maxWait time.Duration
 }
 
 // response is an answer. A success that was decoded as it streamed in has
@@ -180,6 +189,12 @@ func (c *Client) do(ctx context.Context, r request, decode func(io.Reader) error
 				wait = ra
 			} else if resp.status == http.StatusTooManyRequests {
 				wait = min(30*time.Second<<(attempt-1), 4*time.Minute)
+			}
+			if ae, ok := lastErr.(*APIError); ok {
+				ae.RetryAfter = wait
+			}
+			if r.maxWait > 0 && wait > r.maxWait {
+				return nil, lastErr
 			}
 			if resp.status == http.StatusTooManyRequests {
 				// Hold every call of this API, not just this one.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/mdebridge/mdebridge"
 )
@@ -62,6 +63,9 @@ type APIError struct {
 	Code    string // the service's error code, e.g. ODataError, ResourceNotFound
 	Message string
 	Target  string // the service's request id, for support cases
+	// RetryAfter is how long the service (or the backoff) said to wait
+	// before trying again, for answers that may be retried.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {

@@ -76,6 +76,10 @@ func RequiredRoles(api string) []string {
 	case "PATCH /api/machines/{id}", "POST /api/machines/{id}/tags", "POST /api/machines/{id}/setDeviceValue",
 		"POST /api/machines/AddOrRemoveTagForMultipleMachines":
 		return []string{"Machine.ReadWrite.All"}
+	case "POST /api/advancedqueries/run":
+		return []string{"AdvancedQuery.Read.All"}
+	case "GET /api/machines/{id}/logonusers":
+		return []string{"User.Read.All"}
 	case "GET /api/alerts", "GET /api/alerts/{id}", "GET /api/machines/{id}/alerts":
 		return []string{"Alert.Read.All", "Alert.ReadWrite.All"}
 	case "PATCH /api/alerts/{id}", "POST /api/alerts/batchUpdate", "POST /api/alerts/CreateAlertByReference":

@@ -188,9 +188,12 @@ func (db *DB) Counts(ctx context.Context) (mdebridge.Counts, error) {
 	for name, q := range map[string]string{
 		"machines":         `SELECT count(*) FROM machines WHERE retired_at IS NULL`,
 		"machines_retired": `SELECT count(*) FROM machines WHERE retired_at IS NOT NULL`,
-		"alerts":           `SELECT count(*) FROM alerts`,
-		"incidents":        `SELECT count(*) FROM incidents`,
-		"incidents_open":   `SELECT count(*) FROM incidents WHERE status != 'Resolved'`,
+
+		"logon_users":         `SELECT count(DISTINCT user_id) FROM machine_logon_users WHERE retired_at IS NULL`,
+		"machine_logon_users": `SELECT count(*) FROM machine_logon_users WHERE retired_at IS NULL`,
+		"alerts":              `SELECT count(*) FROM alerts`,
+		"incidents":           `SELECT count(*) FROM incidents`,
+		"incidents_open":      `SELECT count(*) FROM incidents WHERE status != 'Resolved'`,
 	} {
 		var n int
 		if err := db.read.QueryRowContext(ctx, q).Scan(&n); err != nil {

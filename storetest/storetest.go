@@ -31,6 +31,14 @@ func Run(t *testing.T, open Opener) {
 		"RunLease":               testRunLease,
 		"RunSteps":               testRunSteps,
 		"Paging":                 testPaging,
+
+		// logonusers.go
+		"LogonUserEdgePerMachine":  testEdgePerMachine,
+		"LogonUserGenerations":     testLogonUserGenerations,
+		"LogonUserSpan":            testLogonUserSpan,
+		"ReplaceMachineLogonUsers": testReplaceMachineLogonUsers,
+		"LogonUserBadInput":        testLogonUserBadInput,
+		"LiveMachineIDs":           testLiveMachineIDs,
 	}
 	maps.Copy(tests, incidentTests) // incidents.go
 	for name, fn := range tests {

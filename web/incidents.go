@@ -116,19 +116,6 @@ func (s *Server) getAlert(w http.ResponseWriter, r *http.Request) {
 	w.Write(a.Raw)
 }
 
-// lookupError answers a failed lookup: 404 for what does not exist, 400 for
-// a refused change, 500 otherwise.
-func (s *Server) lookupError(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, mdebridge.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, mdebridge.ErrInvalidUpdate):
-		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-	default:
-		s.internal(w, r, err)
-	}
-}
-
 func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) {
 	if s.noIncidents(w) {
 		return

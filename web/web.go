@@ -92,6 +92,10 @@ type Options struct {
 	IncidentService mdebridge.IncidentService
 	// Sync runs one sync; nil makes POST /api/v1/sync answer 501.
 	Sync func(ctx context.Context) (*mdebridge.SyncRun, error)
+	// Hunting runs advanced hunting queries; nil makes POST /api/v1/hunt answer 501.
+	Hunting mdebridge.HuntingQuerier
+	// LogonUsers serves GET /api/v1/machines/{key}/logonusers; nil answers 501.
+	LogonUsers mdebridge.LogonUserStore
 	// Gatherer serves /metrics; nil serves an empty registry.
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
@@ -141,6 +145,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/sync", s.listRuns)
 	s.mux.HandleFunc("POST /api/v1/sync", s.startSync)
 	s.mux.HandleFunc("GET /api/v1/status", s.status)
+	s.addHuntingRoutes()
 	s.addIncidentRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path+"; see /api/v1/openapi.json")
@@ -254,6 +259,18 @@ func paging(q url.Values) (limit, offset int, err error) {
 
 func (s *Server) getMachine(w http.ResponseWriter, r *http.Request) {
 	m, err := s.opts.Machines.FindMachine(r.Context(), r.PathValue("key"))
+	if err != nil {
+		s.lookupError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(m.Raw)
+}
+
+// lookupError answers a lookup or change that failed: 409 with the
+// candidates of an ambiguous key, 404 with near matches of an unknown one,
+// 400 for a change that cannot be made.
+func (s *Server) lookupError(w http.ResponseWriter, r *http.Request, err error) {
 	var amb *mdebridge.AmbiguousError
 	var nf *mdebridge.NotFoundError
 	switch {
@@ -261,11 +278,12 @@ func (s *Server) getMachine(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusConflict, map[string]apiError{"error": {Code: "ambiguous", Message: err.Error(), Candidates: amb.Candidates}})
 	case errors.As(err, &nf):
 		writeJSON(w, http.StatusNotFound, map[string]apiError{"error": {Code: "not_found", Message: err.Error(), Candidates: nf.Near}})
-	case err != nil:
-		s.internal(w, r, err)
+	case errors.Is(err, mdebridge.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, mdebridge.ErrInvalidUpdate):
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 	default:
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(m.Raw)
+		s.internal(w, r, err)
 	}
 }
 
