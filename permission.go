@@ -22,6 +22,16 @@ func Features() []Feature {
 		{Name: "alert-updates", Description: "mirror incident changes back to MDE alerts", AnyOf: []string{"Alert.ReadWrite.All"}},
 		{Name: "isolate", Description: "isolate / unisolate", AnyOf: []string{"Machine.Isolate"}},
 		{Name: "scan", Description: "antivirus scan", AnyOf: []string{"Machine.Scan"}},
+		{Name: "collect", Description: "collect an investigation package", AnyOf: []string{"Machine.CollectForensics"}},
+		{Name: "restrict", Description: "restrict / unrestrict code execution", AnyOf: []string{"Machine.RestrictExecution"}},
+		{Name: "quarantine-file", Description: "stop and quarantine a file (also needs machine read)", AnyOf: []string{"Machine.StopAndQuarantine"}},
+		{Name: "offboard", Description: "offboard a machine", AnyOf: []string{"Machine.Offboard"}},
+		{Name: "live-response", Description: "live response: run scripts, get and put files", AnyOf: []string{"Machine.LiveResponse"}},
+		{Name: "investigate", Description: "start automated investigations", AnyOf: []string{"Alert.ReadWrite.All"}},
+		{Name: "investigations", Description: "list automated investigations", AnyOf: []string{"Alert.Read.All", "Alert.ReadWrite.All"}},
+		{Name: "enrich-files", Description: "enrich: file profiles and prevalence", AnyOf: []string{"File.Read.All"}},
+		{Name: "enrich-ips", Description: "enrich: IP address prevalence", AnyOf: []string{"Ip.Read.All"}},
+		{Name: "enrich-domains", Description: "enrich: domain and URL prevalence", AnyOf: []string{"URL.Read.All"}},
 		{Name: "indicators", Description: "custom indicators push and pull", AnyOf: []string{"Ti.ReadWrite.All", "Ti.ReadWrite"}},
 	}
 }

@@ -10,5 +10,9 @@ type Store interface {
 	StatusStore
 	AlertStore
 	IncidentStore
+	ActionStore
+	AuditStore
+	BulkStore
+	IndicatorStore
 	Close() error
 }

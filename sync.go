@@ -18,6 +18,10 @@ const (
 	StatusPartial     Status = "partial"     // a run where some steps failed
 	StatusSkipped     Status = "skipped"     // a step whose dependency failed
 	StatusInterrupted Status = "interrupted" // a run the process did not live to finish
+
+	// StatusNotPermitted is a step for an optional feature the app is not
+	// granted; it does not count towards the run's status.
+	StatusNotPermitted Status = "not-permitted"
 )
 
 // SyncRun is one execution of the sync engine.

@@ -17,6 +17,7 @@ import (
 	"github.com/mdebridge/mdebridge/config"
 	"github.com/mdebridge/mdebridge/incident"
 	"github.com/mdebridge/mdebridge/mde"
+	"github.com/mdebridge/mdebridge/response"
 	"github.com/mdebridge/mdebridge/sqlite"
 	"github.com/mdebridge/mdebridge/syncer"
 )
@@ -35,6 +36,7 @@ type App struct {
 	tokens *azure.TokenSource
 	client *mde.Client
 	engine *syncer.Engine
+	resp   *response.Service // Responder
 
 	pipeline *incident.Pipeline // incidents.go
 }
@@ -180,6 +182,8 @@ func (a *App) Engine(ctx context.Context) (*syncer.Engine, error) {
 		DescribeError: describe,
 		Steps: []syncer.Step{
 			syncer.MachinesStep{Source: client, Store: store},
+			syncer.IndicatorsStep{Source: client, Store: store},
+			syncer.MachineActionsStep{Source: client, Store: store},
 			syncer.LogonUsersStep{Source: client, Store: store, PerMachineBudget: a.Config.Sync.LogonUserCalls},
 		},
 	})

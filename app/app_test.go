@@ -384,7 +384,7 @@ func TestFailuresKeepPreviousData(t *testing.T) {
 		if _, err := emu.AddFault(fault); err != nil {
 			t.Fatal(err)
 		}
-		s, r := c.sync()
+		s, r := c.sync("--step", "machines")
 		if r.code != 1 || s.Status != "failed" {
 			t.Errorf("%+v: exit %d, status %s", fault, r.code, s.Status)
 			continue

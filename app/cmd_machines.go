@@ -181,6 +181,7 @@ func machinesShow(ctx context.Context, env *Env, g *globals, args []string) int 
 		return ExitOK
 	}
 	printMachine(env.Stdout, m)
+	printResponseState(ctx, env.Stdout, store, m.ID)
 	return ExitOK
 }
 

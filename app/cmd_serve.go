@@ -73,6 +73,10 @@ func serve(ctx context.Context, env *Env, a *App, o serveOptions) error {
 		}
 		changer = pipeline.Service()
 	}
+	responder, err := a.Responder(ctx)
+	if err != nil {
+		return err
+	}
 	version, _ := Version()
 	h, err := web.New(web.Options{
 		Machines: store, Runs: store, Status: store, Hunting: client, LogonUsers: store,
@@ -82,6 +86,8 @@ func serve(ctx context.Context, env *Env, a *App, o serveOptions) error {
 		Sync: func(ctx context.Context) (*mdebridge.SyncRun, error) {
 			return engine.Run(ctx, syncer.RunOptions{Trigger: "api"})
 		},
+		Response: web.ResponseOptions{Responder: responder, Actions: store, Jobs: store, Audit: store, Indicators: store,
+			Token: a.Config.Response.ResponderToken.Value()},
 	})
 	if err != nil {
 		return err

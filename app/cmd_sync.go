@@ -136,7 +136,8 @@ func (p *progress) update(e syncer.Progress) {
 		p.pending = true
 	default:
 		mark := map[mdebridge.Status]string{mdebridge.StatusSucceeded: "done", mdebridge.StatusFailed: "FAILED",
-			mdebridge.StatusSkipped: "skipped", mdebridge.StatusInterrupted: "interrupted"}[e.Status]
+			mdebridge.StatusSkipped: "skipped", mdebridge.StatusInterrupted: "interrupted",
+			mdebridge.StatusNotPermitted: "not permitted"}[e.Status]
 		fmt.Fprintf(p.w, "\r\033[K%s: %s items, %s\n", e.Step, thousands(e.Items), mark)
 		p.pending = false
 	}

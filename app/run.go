@@ -73,6 +73,21 @@ func commands() []command {
 		{"alerts", "list, show or update the alerts the incident pipeline ingested", cmdAlerts},
 		{"incidents", "list, show, update or comment on incidents (changes go to MDE)", cmdIncidents},
 		{"doctor", "test the connection: token, reachability, permissions per feature", cmdDoctor},
+		{"isolate", "isolate machines from the network", respondCommand("isolate")},
+		{"unisolate", "release machines from isolation", respondCommand("unisolate")},
+		{"scan", "run an antivirus scan", respondCommand("scan")},
+		{"collect", "collect an investigation package (and download it)", respondCommand("collect")},
+		{"restrict", "restrict code execution to Microsoft-signed code", respondCommand("restrict")},
+		{"unrestrict", "lift the code execution restriction", respondCommand("unrestrict")},
+		{"quarantine-file", "stop a file's processes and quarantine it", respondCommand("quarantine-file")},
+		{"offboard", "offboard machines from MDE", respondCommand("offboard")},
+		{"live-response", "run live response commands (and download results)", respondCommand("live-response")},
+		{"tag", "add or remove a machine tag", respondCommand("tag")},
+		{"investigate", "start an automated investigation", respondCommand("investigate")},
+		{"actions", "list, show or cancel machine actions; bulk jobs", cmdActions},
+		{"indicators", "list, add, update, delete or import custom indicators", cmdIndicators},
+		{"enrich", "what MDE knows of a file, IP, domain, URL or user", cmdEnrich},
+		{"audit", "the audit log of response requests", cmdAudit},
 		{"serve", "run the scheduler and the REST API", cmdServe},
 		{"emulate", "serve the emulated Microsoft cloud over TLS", cmdEmulate},
 		{"bench", "measure a sync, or alert-to-event latency and bursts, against an emulated tenant", cmdBench},
@@ -130,7 +145,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: mdebridge [--config FILE] [--log-level LEVEL] <command> [options]")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-15s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'mdebridge <command> -h' for a command's options. Exit codes: 0 ok, 1 failure, 2 usage, 3 partial.")
 }

@@ -32,7 +32,9 @@ type Config struct {
 	Serve Serve `yaml:"serve"`
 	Log   Log   `yaml:"log"`
 
-	Incidents Incidents `yaml:"incidents"` // incidents.go
+	Incidents  Incidents  `yaml:"incidents"` // incidents.go
+	Response   Response   `yaml:"response"`
+	Indicators Indicators `yaml:"indicators"`
 
 	// Path is the file the configuration came from ("" when none was read).
 	Path string `yaml:"-"`
@@ -108,6 +110,31 @@ type Serve struct {
 	Addr string `yaml:"addr"`
 }
 
+// Response tunes response actions (isolate, scan, live response …).
+type Response struct {
+	// Actor is who acts, for the audit log, when a command does not say
+	// (default: the user running it, $USER@host).
+	Actor string `yaml:"actor,omitempty"`
+	// WaitTimeout bounds --wait (default 10m); the action goes on in MDE.
+	WaitTimeout Duration `yaml:"wait_timeout"`
+	// Concurrency is how many calls a bulk job keeps in flight (default 4);
+	// the documented rate limits pace them either way.
+	Concurrency int `yaml:"concurrency"`
+	// DownloadDir receives investigation packages and live response results
+	// (default "downloads", relative to the configuration file).
+	DownloadDir string `yaml:"download_dir"`
+	// ResponderToken is the bearer token the REST API's write endpoints
+	// (actions, indicators) require; empty leaves them disabled.
+	ResponderToken Secret `yaml:"responder_token,omitempty"`
+}
+
+// Indicators fill what indicator files leave out.
+type Indicators struct {
+	DefaultAction     string   `yaml:"default_action"`     // Audit (default): alerts, blocks nothing
+	DefaultSeverity   string   `yaml:"default_severity"`   // "" leaves it to MDE (Informational)
+	DefaultExpiration Duration `yaml:"default_expiration"` // 720h (default); 0s for none
+}
+
 // Log configures logging.
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
@@ -123,7 +150,9 @@ func Default() Config {
 		Serve: Serve{Addr: "127.0.0.1:8080"},
 		Log:   Log{Level: "info", Format: "text"},
 
-		Incidents: DefaultIncidents(),
+		Incidents:  DefaultIncidents(),
+		Response:   Response{WaitTimeout: Duration(10 * time.Minute), Concurrency: 4, DownloadDir: "downloads"},
+		Indicators: Indicators{DefaultAction: "Audit", DefaultExpiration: Duration(30 * 24 * time.Hour)},
 	}
 }
 
@@ -176,6 +205,7 @@ var sectionOf = map[string]string{
 	"Config": "", "Azure": "azure.", "Endpoints": "azure.endpoints.", "Store": "store.",
 	"Sync": "sync.", "Serve": "serve.", "Log": "log.",
 	"Incidents": "incidents.", "IncidentFilters": "incidents.filters.", "Sink": "incidents.sinks[].",
+	"Response": "response.", "Indicators": "indicators.",
 }
 
 func decode(data []byte, cfg *Config) error {
@@ -217,7 +247,7 @@ func (c *Config) resolvePaths() {
 	}
 	dir := filepath.Dir(c.Path)
 	c.Incidents.resolvePaths(dir)
-	for _, p := range []*string{&c.Store.Path, &c.Azure.CAFile, &c.Azure.ClientCertificatePath, &c.Azure.ClientSecretFile} {
+	for _, p := range []*string{&c.Store.Path, &c.Azure.CAFile, &c.Azure.ClientCertificatePath, &c.Azure.ClientSecretFile, &c.Response.DownloadDir} {
 		if *p != "" && !filepath.IsAbs(*p) && *p != ":memory:" {
 			*p = filepath.Join(dir, *p)
 		}
@@ -324,6 +354,24 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Serve.Addr); err != nil {
 		bad("serve.addr", "%q is not host:port", c.Serve.Addr)
+	}
+	if d := time.Duration(c.Response.WaitTimeout); d < time.Second || d > 24*time.Hour {
+		bad("response.wait_timeout", "%s is not from 1s to 24h", d)
+	}
+	if c.Response.Concurrency < 1 || c.Response.Concurrency > 32 {
+		bad("response.concurrency", "%d is not from 1 to 32", c.Response.Concurrency)
+	}
+	if t := c.Response.ResponderToken.Value(); t != "" && len(t) < 16 {
+		bad("response.responder_token", "too short: use at least 16 random characters")
+	}
+	if !contains([]string{"Warn", "Block", "Audit", "Alert", "AlertAndBlock", "BlockAndRemediate", "Allowed"}, c.Indicators.DefaultAction) {
+		bad("indicators.default_action", "%q is not one of Warn, Block, Audit, Alert, AlertAndBlock, BlockAndRemediate, Allowed", c.Indicators.DefaultAction)
+	}
+	if v := c.Indicators.DefaultSeverity; v != "" && !contains([]string{"Informational", "Low", "Medium", "High"}, v) {
+		bad("indicators.default_severity", "%q is not one of Informational, Low, Medium, High", v)
+	}
+	if c.Indicators.DefaultExpiration < 0 {
+		bad("indicators.default_expiration", "must not be negative")
 	}
 	if !contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)

@@ -56,8 +56,8 @@ func (s *Server) controlTenant(x *exchange) {
 		"tenantId":    s.tenant.ID(),
 		"domain":      s.tenant.Domain(),
 		"displayName": s.tenant.DisplayName(),
-		"counts": map[string]int{"machines": s.tenant.MachineCount(),
-			"logonUsers": logonAccounts, "machineLogonUsers": logonPairs, "alerts": s.tenant.AlertCount()},
+		"counts": map[string]int{"machines": s.tenant.MachineCount(), "alerts": s.tenant.AlertCount(),
+			"logonUsers": logonAccounts, "machineLogonUsers": logonPairs},
 	})
 }
 

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"crypto/md5"
+	byteorder "encoding/binary"
 	"encoding/hex"
 	"strings"
 	"time"
@@ -11,8 +12,7 @@ import (
 // docs/alert-files.json), in the live key order. The emulator derives it
 // from the file's hashes, name and path, so the same file gets the same
 // profile wherever it appears (GET /api/alerts/{id}/files; later
-// /api/files/{id}). The hunting tables keep their own binaries
-// (hunting_tables.go); the two do not share hashes yet.
+// /api/files/{id}).
 type fileProfile struct {
 	SHA1, SHA256, MD5   string
 	GlobalPrevalence    opt[int64]
@@ -31,11 +31,11 @@ type fileProfile struct {
 	DeterminationValue  opt[string]
 }
 
-// evidenceFile profiles the file of a file or process evidence entry of a. A file
+// evidenceFileOf profiles the file of a file or process evidence entry of a. A file
 // the alert detected is malware named after the alert's threat; a file in
 // a system directory is Microsoft's, signed and common.
-func evidenceFile(e evidence, a *alert) fileProfile {
-	seed := uint64(seedFromString(strings.ToLower(e.SHA1.V)))
+func evidenceFileOf(e evidence, a *alert) fileProfile {
+	seed := byteorder.LittleEndian.Uint64(digest(md5.New(), strings.ToLower(e.SHA1.V)))
 	f := fileProfile{SHA1: e.SHA1.V, SHA256: e.SHA256.V, MD5: hex.EncodeToString(digest(md5.New(), strings.ToLower(e.FileName.V))),
 		DeterminationType: "Unknown"}
 	name, path := strings.ToLower(e.FileName.V), strings.ToLower(e.FilePath.V)

@@ -533,7 +533,7 @@ func (s *Server) alertFiles(x *exchange) {
 	}
 	var items [][]byte
 	for _, e := range a.alertFiles() {
-		items = append(items, appendFileProfile(nil, evidenceFile(e, a), nil))
+		items = append(items, appendFileProfile(nil, evidenceFileOf(e, a), nil))
 	}
 	x.writeCollection("/api/$metadata#Files", items)
 }

@@ -13,6 +13,7 @@ const (
 	surfaceEntra   surface = iota // login.microsoftonline.com: /{tenant}/...
 	surfaceMDE                    // api.securitycenter.microsoft.com: /api/...
 	surfaceControl                // the emulator's own /_emulator/... API
+	surfaceFiles                  // pre-signed download links (investigation packages, live response results): no bearer token
 	// Hook points for later: surfaceARM (/subscriptions/...), surfaceGraph (/v1.0/...).
 )
 

@@ -95,9 +95,10 @@ func New(opts Options) (*Server, error) {
 	s.addEntraRoutes()
 	s.addManagedIdentityRoutes()
 	s.addMachineRoutes()
+	s.addResponseRoutes()
+	s.addAlertRoutes()
 	s.addLogonUserRoutes()
 	s.addHuntingRoutes()
-	s.addAlertRoutes()
 	s.addControlRoutes()
 	s.addAlertControlRoutes()
 	return s, nil

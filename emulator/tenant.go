@@ -31,7 +31,8 @@ type Tenant struct {
 	byID     map[string]int   // lower-case id -> index in machines
 	byName   map[string][]int // lower-case computerDnsName -> indexes
 
-	alerts alertSet // tenant_alerts.go
+	alerts alertSet      // tenant_alerts.go
+	resp   responseState // actions, indicators, investigations (tenant_actions.go and neighbours)
 }
 
 func newTenant(id, domain, displayName string, p *profile, now time.Time) *Tenant {

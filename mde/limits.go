@@ -76,14 +76,49 @@ func RequiredRoles(api string) []string {
 	case "PATCH /api/machines/{id}", "POST /api/machines/{id}/tags", "POST /api/machines/{id}/setDeviceValue",
 		"POST /api/machines/AddOrRemoveTagForMultipleMachines":
 		return []string{"Machine.ReadWrite.All"}
-	case "POST /api/advancedqueries/run":
-		return []string{"AdvancedQuery.Read.All"}
-	case "GET /api/machines/{id}/logonusers":
-		return []string{"User.Read.All"}
+	case "GET /api/machineactions", "GET /api/machineactions/{id}", "GET /api/machineactions/{id}/getPackageUri",
+		"GET /api/machineactions/{id}/GetLiveResponseResultDownloadLink", "GET /api/files/{id}/machines",
+		"GET /api/domains/{domain}/machines", "GET /api/users/{id}/machines":
+		return []string{"Machine.Read.All", "Machine.ReadWrite.All"}
+	case "POST /api/machines/{id}/isolate", "POST /api/machines/{id}/unisolate":
+		return []string{"Machine.Isolate"}
+	case "POST /api/machines/{id}/runAntiVirusScan":
+		return []string{"Machine.Scan"}
+	case "POST /api/machines/{id}/collectInvestigationPackage":
+		return []string{"Machine.CollectForensics"}
+	case "POST /api/machines/{id}/restrictCodeExecution", "POST /api/machines/{id}/unrestrictCodeExecution":
+		return []string{"Machine.RestrictExecution"}
+	case "POST /api/machines/{id}/StopAndQuarantineFile":
+		return []string{"Machine.StopAndQuarantine"}
+	case "POST /api/machines/{id}/offboard":
+		return []string{"Machine.Offboard"}
+	case "POST /api/machines/{id}/runliveresponse":
+		return []string{"Machine.LiveResponse"}
+	case "POST /api/machineactions/{id}/cancel":
+		return []string{"Machine.CollectForensics", "Machine.Isolate", "Machine.RestrictExecution", "Machine.Scan",
+			"Machine.Offboard", "Machine.StopAndQuarantine", "Machine.LiveResponse"}
+	case "POST /api/machines/{id}/startInvestigation":
+		return []string{"Alert.ReadWrite.All"}
+	case "GET /api/investigations", "GET /api/investigations/{id}", "GET /api/files/{id}/alerts", "GET /api/ips/{ip}/alerts",
+		"GET /api/domains/{domain}/alerts", "GET /api/users/{id}/alerts":
+		return []string{"Alert.Read.All", "Alert.ReadWrite.All"}
+	case "GET /api/indicators", "POST /api/indicators", "POST /api/indicators/import", "DELETE /api/indicators/{id}",
+		"POST /api/indicators/BatchDelete":
+		return []string{"Ti.ReadWrite.All", "Ti.ReadWrite"}
+	case "GET /api/files/{id}", "GET /api/files/{id}/stats":
+		return []string{"File.Read.All"}
+	case "GET /api/ips/{ip}/stats":
+		return []string{"Ip.Read.All"}
+	case "GET /api/domains/{domain}/stats":
+		return []string{"URL.Read.All"}
 	case "GET /api/alerts", "GET /api/alerts/{id}", "GET /api/machines/{id}/alerts":
 		return []string{"Alert.Read.All", "Alert.ReadWrite.All"}
 	case "PATCH /api/alerts/{id}", "POST /api/alerts/batchUpdate", "POST /api/alerts/CreateAlertByReference":
 		return []string{"Alert.ReadWrite.All"}
+	case "POST /api/advancedqueries/run":
+		return []string{"AdvancedQuery.Read.All"}
+	case "GET /api/machines/{id}/logonusers":
+		return []string{"User.Read.All"}
 	}
 	return nil
 }

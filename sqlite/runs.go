@@ -194,6 +194,9 @@ func (db *DB) Counts(ctx context.Context) (mdebridge.Counts, error) {
 		"alerts":              `SELECT count(*) FROM alerts`,
 		"incidents":           `SELECT count(*) FROM incidents`,
 		"incidents_open":      `SELECT count(*) FROM incidents WHERE status != 'Resolved'`,
+		"machine_actions":     `SELECT count(*) FROM machine_actions`,
+		"indicators":          `SELECT count(*) FROM indicators WHERE retired_at IS NULL`,
+		"audit_entries":       `SELECT count(*) FROM audit_log`,
 	} {
 		var n int
 		if err := db.read.QueryRowContext(ctx, q).Scan(&n); err != nil {

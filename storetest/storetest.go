@@ -31,6 +31,10 @@ func Run(t *testing.T, open Opener) {
 		"RunLease":               testRunLease,
 		"RunSteps":               testRunSteps,
 		"Paging":                 testPaging,
+		"MachineActions":         testMachineActions,
+		"Indicators":             testIndicators,
+		"Audit":                  testAudit,
+		"BulkJobs":               testBulkJobs,
 
 		// logonusers.go
 		"LogonUserEdgePerMachine":  testEdgePerMachine,

@@ -84,7 +84,7 @@ func encodeCheckpoint(cp logonCheckpoint) string {
 // from where the last sync stopped, within the budget.
 func (s LogonUsersStep) perMachine(ctx context.Context, r *StepRun, denied *mdebridge.PermissionError) error {
 	if s.PerMachineBudget <= 0 {
-		return fmt.Errorf("logon users: advanced hunting is not permitted and the per-machine fallback is off: %w", denied)
+		return NotPermitted(fmt.Errorf("logon users: advanced hunting is not permitted and the per-machine fallback is off: %w", denied))
 	}
 	var cp logonCheckpoint
 	if !r.Full && r.Checkpoint != "" {
@@ -113,8 +113,9 @@ func (s LogonUsersStep) perMachine(ctx context.Context, r *StepRun, denied *mdeb
 			var pe *mdebridge.PermissionError
 			switch {
 			case errors.As(err, &pe):
-				return &mdebridge.PermissionError{API: "logon users", Missing: []string{"AdvancedQuery.Read.All", "User.Read.All"},
-					Message: "neither advanced hunting nor the per-machine logonusers API is permitted"}
+				// An inventory-only app: say what to grant, without failing the run.
+				return NotPermitted(&mdebridge.PermissionError{API: "logon users", Missing: []string{"AdvancedQuery.Read.All", "User.Read.All"},
+					Message: "neither advanced hunting nor the per-machine logonusers API is permitted"})
 			case errors.Is(err, mdebridge.ErrNotFound):
 				// Gone from MDE since the machine step: the next machine sync retires it.
 				r.Logger.Info("machine not found in MDE; skipping its logon users", "machine", id)

@@ -235,7 +235,7 @@ func (e *Engine) Run(ctx context.Context, o RunOptions) (*mdebridge.SyncRun, err
 	hb.Go(func() { e.heartbeat(hbCtx, run.ID) })
 	defer func() { stopHB(); hb.Wait() }()
 
-	failed := map[string]bool{}
+	failed := map[string]mdebridge.Status{} // steps that did not succeed
 	for _, s := range e.order {
 		if len(o.Only) > 0 && !slices.Contains(o.Only, s.Name()) {
 			continue
@@ -243,7 +243,7 @@ func (e *Engine) Run(ctx context.Context, o RunOptions) (*mdebridge.SyncRun, err
 		res := e.runStep(ctx, run, s, o, failed, log)
 		run.Steps = append(run.Steps, res)
 		if res.Status != mdebridge.StatusSucceeded {
-			failed[s.Name()] = true
+			failed[s.Name()] = res.Status
 		}
 	}
 	run.Status = runStatus(ctx, run.Steps)
@@ -261,7 +261,7 @@ func (e *Engine) Run(ctx context.Context, o RunOptions) (*mdebridge.SyncRun, err
 	return run, nil
 }
 
-func (e *Engine) runStep(ctx context.Context, run *mdebridge.SyncRun, s Step, o RunOptions, failed map[string]bool, log *slog.Logger) mdebridge.StepResult {
+func (e *Engine) runStep(ctx context.Context, run *mdebridge.SyncRun, s Step, o RunOptions, failed map[string]mdebridge.Status, log *slog.Logger) mdebridge.StepResult {
 	res := mdebridge.StepResult{Name: s.Name(), StartedAt: time.Now(), CallsByAPI: map[string]int{}}
 	report := func(status mdebridge.Status, items int) {
 		if o.Progress != nil {
@@ -276,8 +276,11 @@ func (e *Engine) runStep(ctx context.Context, run *mdebridge.SyncRun, s Step, o 
 		}
 	}
 	for _, dep := range s.Needs() {
-		if failed[dep] {
+		if st, ok := failed[dep]; ok {
 			res.Status, res.Error = mdebridge.StatusSkipped, fmt.Sprintf("skipped: step %s did not succeed", dep)
+			if st == mdebridge.StatusNotPermitted {
+				res.Status = st // not a failure either
+			}
 			save()
 			report(res.Status, 0)
 			return res
@@ -306,9 +309,12 @@ func (e *Engine) runStep(ctx context.Context, run *mdebridge.SyncRun, s Step, o 
 	res.Items, res.Retired, res.Checkpoint = sr.items, sr.retired, sr.checkpoint
 	sr.mu.Unlock()
 	res.DurationMS = time.Since(res.StartedAt).Milliseconds()
+	var np notPermitted
 	switch {
 	case err == nil:
 		res.Status = mdebridge.StatusSucceeded
+	case errors.As(err, &np):
+		res.Status, res.Error = mdebridge.StatusNotPermitted, e.opts.DescribeError(np.error)
 	case ctx.Err() != nil:
 		res.Status, res.Error = mdebridge.StatusInterrupted, "interrupted: "+err.Error()
 	default:
@@ -317,17 +323,34 @@ func (e *Engine) runStep(ctx context.Context, run *mdebridge.SyncRun, s Step, o 
 	save()
 	report(res.Status, res.Items)
 	e.metrics.observeStep(res)
-	if err != nil {
+	switch {
+	case res.Status == mdebridge.StatusNotPermitted:
+		log.Warn("step not permitted", "step", s.Name(), "err", err)
+	case err != nil:
 		log.Error("step failed", "step", s.Name(), "err", err)
-	} else {
+	default:
 		log.Info("step done", "step", s.Name(), "items", res.Items, "retired", res.Retired, "calls", res.APICalls, "took", time.Duration(res.DurationMS)*time.Millisecond)
 	}
 	return res
 }
 
+// NotPermitted marks err, a step's refusal for lack of a permission, as
+// concerning an optional feature: the step is recorded as not-permitted
+// with err's words and does not count towards the run's status, so an app
+// granted only what it uses still syncs cleanly.
+func NotPermitted(err error) error { return notPermitted{err} }
+
+type notPermitted struct{ error }
+
+func (e notPermitted) Unwrap() error { return e.error }
+
 func runStatus(ctx context.Context, steps []mdebridge.StepResult) mdebridge.Status {
-	ok := 0
+	ok, counted := 0, 0
 	for _, s := range steps {
+		if s.Status == mdebridge.StatusNotPermitted {
+			continue
+		}
+		counted++
 		if s.Status == mdebridge.StatusSucceeded {
 			ok++
 		}
@@ -335,7 +358,9 @@ func runStatus(ctx context.Context, steps []mdebridge.StepResult) mdebridge.Stat
 	switch {
 	case ctx.Err() != nil:
 		return mdebridge.StatusInterrupted
-	case ok == len(steps):
+	case counted == 0 && len(steps) > 0:
+		return mdebridge.StatusFailed // nothing it was permitted to do
+	case ok == counted:
 		return mdebridge.StatusSucceeded
 	case ok == 0:
 		return mdebridge.StatusFailed

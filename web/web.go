@@ -42,6 +42,7 @@ func OpenAPI() ([]byte, error) {
 	doc := map[string]any{}
 	paths := map[string]any{}
 	schemas := map[string]any{}
+	security := map[string]any{}
 	for _, n := range names {
 		data, err := openAPIFragments.ReadFile(n)
 		if err != nil {
@@ -52,7 +53,8 @@ func OpenAPI() ([]byte, error) {
 			Info       json.RawMessage            `json:"info"`
 			Paths      map[string]json.RawMessage `json:"paths"`
 			Components struct {
-				Schemas map[string]json.RawMessage `json:"schemas"`
+				Schemas         map[string]json.RawMessage `json:"schemas"`
+				SecuritySchemes map[string]json.RawMessage `json:"securitySchemes"`
 			} `json:"components"`
 		}
 		if err := json.Unmarshal(data, &frag); err != nil {
@@ -73,9 +75,16 @@ func OpenAPI() ([]byte, error) {
 			}
 			schemas[k] = v
 		}
+		for k, v := range frag.Components.SecuritySchemes {
+			security[k] = v
+		}
 	}
 	doc["paths"] = paths
-	doc["components"] = map[string]any{"schemas": schemas}
+	components := map[string]any{"schemas": schemas}
+	if len(security) > 0 {
+		components["securitySchemes"] = security
+	}
+	doc["components"] = components
 	return json.MarshalIndent(doc, "", "  ")
 }
 
@@ -102,6 +111,8 @@ type Options struct {
 	Version  string
 	// BaseContext bounds background work such as a requested sync.
 	BaseContext context.Context
+	// Response wires the response routes (response.go); zero leaves them out.
+	Response ResponseOptions
 }
 
 // Server is the HTTP handler.
@@ -145,6 +156,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/sync", s.listRuns)
 	s.mux.HandleFunc("POST /api/v1/sync", s.startSync)
 	s.mux.HandleFunc("GET /api/v1/status", s.status)
+	s.addResponseRoutes()
 	s.addHuntingRoutes()
 	s.addIncidentRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
