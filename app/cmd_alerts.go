@@ -100,31 +100,11 @@ func alertsList(ctx context.Context, env *Env, g *globals, args []string) int {
 	if err != nil {
 		return fail(env, "alerts list", err)
 	}
-	switch *out {
-	case "json":
-		err = writeRawArray(env.Stdout, alertRaws(as))
-	case "jsonl":
-		err = writeRawLines(env.Stdout, alertRaws(as))
-	case "csv":
-		err = writeCSV(env.Stdout, alertColumns, as)
-	default:
-		err = writeTable(env.Stdout, alertColumns, as)
-		if err == nil && total > len(as) {
-			fmt.Fprintf(env.Stderr, "(%d of %d alerts shown)\n", len(as), total)
-		}
-	}
+	err = writeList(env, *out, "alerts", as, total, alertColumns, func(a mdebridge.Alert) json.RawMessage { return a.Raw })
 	if err != nil {
 		return fail(env, "alerts list", err)
 	}
 	return ExitOK
-}
-
-func alertRaws(as []mdebridge.Alert) []json.RawMessage {
-	out := make([]json.RawMessage, len(as))
-	for i, a := range as {
-		out[i] = a.Raw
-	}
-	return out
 }
 
 var alertColumns = []column[mdebridge.Alert]{

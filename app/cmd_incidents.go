@@ -56,23 +56,7 @@ func incidentsList(ctx context.Context, env *Env, g *globals, args []string) int
 	if err != nil {
 		return fail(env, "incidents list", err)
 	}
-	switch *out {
-	case "json":
-		err = writeJSON(env.Stdout, incs)
-	case "jsonl":
-		for _, inc := range incs {
-			if err = writeJSONLine(env.Stdout, inc); err != nil {
-				break
-			}
-		}
-	case "csv":
-		err = writeCSV(env.Stdout, incidentColumns, incs)
-	default:
-		err = writeTable(env.Stdout, incidentColumns, incs)
-		if err == nil && total > len(incs) {
-			fmt.Fprintf(env.Stderr, "(%d of %d incidents shown)\n", len(incs), total)
-		}
-	}
+	err = writeList(env, *out, "incidents", incs, total, incidentColumns, marshalled[mdebridge.Incident])
 	if err != nil {
 		return fail(env, "incidents list", err)
 	}

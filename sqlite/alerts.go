@@ -49,7 +49,7 @@ const summaryCols = `id, incident_ref, mde_incident_id, severity, status, classi
 	title, category, machine_id, computer_dns_name, alert_creation_time, last_update_time`
 
 // scanSummary scans summaryCols, and then the extra columns into extra.
-func scanSummary(rows interface{ Scan(...any) error }, extra ...any) (mdebridge.Alert, error) {
+func scanSummary(rows rowScanner, extra ...any) (mdebridge.Alert, error) {
 	var a mdebridge.Alert
 	var ref sql.NullInt64
 	var created, updated string
@@ -80,89 +80,55 @@ func decodeStored(summary mdebridge.Alert, raw string, ingested string) mdebridg
 	return a
 }
 
-const alertQuery = `SELECT ` + summaryCols + `, raw, ingested_at FROM alerts a`
+const storedAlertCols = summaryCols + `, raw, ingested_at`
 
+// scanStoredAlert scans storedAlertCols.
+func scanStoredAlert(row rowScanner) (mdebridge.Alert, error) {
+	var raw, ingested string
+	a, err := scanSummary(row, &raw, &ingested)
+	if err != nil {
+		return a, err
+	}
+	return decodeStored(a, raw, ingested), nil
+}
+
+// queryAlerts reads the alerts tail (a WHERE clause, an order) selects.
 func queryAlerts(ctx context.Context, tx *sql.Tx, tail string, args ...any) ([]mdebridge.Alert, error) {
-	rows, err := tx.QueryContext(ctx, alertQuery+tail, args...)
+	as, err := queryAll(ctx, tx, scanStoredAlert, `SELECT `+storedAlertCols+` FROM alerts a`+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query alerts: %w", err)
 	}
-	defer rows.Close()
-	var out []mdebridge.Alert
-	for rows.Next() {
-		var raw, ingested string
-		a, err := scanSummary(rows, &raw, &ingested)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, decodeStored(a, raw, ingested))
-	}
-	return out, rows.Err()
+	return as, nil
 }
 
-func alertWhere(f mdebridge.AlertFilter) (string, []any) {
-	var conds []string
-	var args []any
-	add := func(cond string, a ...any) {
-		conds = append(conds, cond)
-		args = append(args, a...)
-	}
+func alertWhere(f mdebridge.AlertFilter) conditions {
+	var c conditions
 	for _, eq := range []struct{ col, v string }{{"severity", f.Severity}, {"status", f.Status}, {"detection_source", f.DetectionSource},
 		{"category", f.Category}, {"rbac_group_name", f.RBACGroup}} {
 		if eq.v != "" {
-			add(`a.`+eq.col+` = ? COLLATE NOCASE`, eq.v)
+			c.add(`a.`+eq.col+` = ? COLLATE NOCASE`, eq.v)
 		}
 	}
 	if f.Machine != "" {
-		add(`(a.machine_id = ? COLLATE NOCASE OR a.computer_dns_name = ? COLLATE NOCASE OR a.computer_dns_name LIKE ? ESCAPE '\')`,
+		c.add(`(a.machine_id = ? COLLATE NOCASE OR a.computer_dns_name = ? COLLATE NOCASE OR a.computer_dns_name LIKE ? ESCAPE '\')`,
 			f.Machine, f.Machine, likeEscape(f.Machine)+".%")
 	}
 	if f.Incident != 0 {
-		add(`a.incident_ref = ?`, f.Incident)
+		c.add(`a.incident_ref = ?`, f.Incident)
 	}
 	if f.Entity != "" {
-		add(`EXISTS (SELECT 1 FROM alert_entities e WHERE e.alert_id = a.id AND e.value = ?)`, strings.ToLower(strings.TrimSpace(f.Entity)))
+		c.add(`EXISTS (SELECT 1 FROM alert_entities e WHERE e.alert_id = a.id AND e.value = ?)`, strings.ToLower(strings.TrimSpace(f.Entity)))
 	}
 	if !f.UpdatedSince.IsZero() {
-		add(`a.last_update_time >= ?`, fmtTime(f.UpdatedSince))
+		c.add(`a.last_update_time >= ?`, fmtTime(f.UpdatedSince))
 	}
-	if len(conds) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
-}
-
-// limitClause is LIMIT/OFFSET for a page of a listing.
-func limitClause(limit, offset int) string {
-	var s string
-	if limit > 0 {
-		s = fmt.Sprintf(" LIMIT %d", limit)
-	} else if offset > 0 {
-		s = " LIMIT -1"
-	}
-	if offset > 0 {
-		s += fmt.Sprintf(" OFFSET %d", offset)
-	}
-	return s
+	return c
 }
 
 // FindAlerts returns the alerts that match f, most recently updated first.
 func (db *DB) FindAlerts(ctx context.Context, f mdebridge.AlertFilter) ([]mdebridge.Alert, int, error) {
-	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer tx.Rollback()
-	where, args := alertWhere(f)
-	var total int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM alerts a`+where, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count alerts: %w", err)
-	}
-	as, err := queryAlerts(ctx, tx, where+` ORDER BY a.last_update_time DESC, a.id`+limitClause(f.Limit, f.Offset), args...)
-	if err != nil {
-		return nil, 0, err
-	}
-	return as, total, nil
+	return findPage(ctx, db, "alerts a", storedAlertCols, alertWhere(f),
+		` ORDER BY a.last_update_time DESC, a.id`+limitOffset(f.Limit, f.Offset), scanStoredAlert)
 }
 
 // GetAlert returns one alert by id.

@@ -359,7 +359,7 @@ func reaggregate(ctx context.Context, b *batcher, affected map[int64]bool, event
 const incidentCols = `id, key, mde_incident_id, title, severity, status, classification, determination, assigned_to,
 	alert_count, machines, categories, first_alert_time, last_update_time, created_at, updated_at, version`
 
-func scanIncident(rows interface{ Scan(...any) error }) (*mdebridge.Incident, error) {
+func scanIncident(rows rowScanner) (*mdebridge.Incident, error) {
 	var inc mdebridge.Incident
 	var count int
 	var machines, categories, first, last, created, updated string
@@ -488,23 +488,17 @@ func (db *DB) PollCheckpoint(ctx context.Context) (mdebridge.PollCheckpoint, boo
 	return cp, true, nil
 }
 
-func incidentWhere(f mdebridge.IncidentFilter) (string, []any) {
-	var conds []string
-	var args []any
+func incidentWhere(f mdebridge.IncidentFilter) conditions {
+	var c conditions
 	for _, eq := range []struct{ col, v string }{{"status", f.Status}, {"severity", f.Severity}, {"assigned_to", f.AssignedTo}} {
 		if eq.v != "" {
-			conds = append(conds, `i.`+eq.col+` = ? COLLATE NOCASE`)
-			args = append(args, eq.v)
+			c.add(`i.`+eq.col+` = ? COLLATE NOCASE`, eq.v)
 		}
 	}
 	if !f.UpdatedSince.IsZero() {
-		conds = append(conds, `i.updated_at >= ?`)
-		args = append(args, fmtTime(f.UpdatedSince))
+		c.add(`i.updated_at >= ?`, fmtTime(f.UpdatedSince))
 	}
-	if len(conds) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	return c
 }
 
 // FindIncidents returns the incidents that match f, most recently changed
@@ -515,13 +509,13 @@ func (db *DB) FindIncidents(ctx context.Context, f mdebridge.IncidentFilter) ([]
 		return nil, 0, err
 	}
 	defer tx.Rollback()
-	where, args := incidentWhere(f)
+	c := incidentWhere(f)
 	var total int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM incidents i`+where, args...).Scan(&total); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM incidents i`+c.where(), c.args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count incidents: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+prefixCols("i.", incidentCols)+` FROM incidents i`+where+
-		` ORDER BY i.updated_at DESC, i.id DESC`+limitClause(f.Limit, f.Offset), args...)
+	rows, err := tx.QueryContext(ctx, `SELECT `+prefixCols("i.", incidentCols)+` FROM incidents i`+c.where()+
+		` ORDER BY i.updated_at DESC, i.id DESC`+limitOffset(f.Limit, f.Offset), c.args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("query incidents: %w", err)
 	}

@@ -2,10 +2,7 @@ package web
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -36,36 +33,6 @@ func (s *Server) noIncidents(w http.ResponseWriter) bool {
 	return false
 }
 
-// since reads a time filter: RFC 3339, or a duration back from now ("24h").
-func since(v string) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.ParseDuration(v); err == nil {
-		return time.Now().Add(-d), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, errors.New("since must be an RFC 3339 time or a duration such as 24h")
-	}
-	return t, nil
-}
-
-// nextLink is the URL of the page after offset+n of total, or nil.
-func nextLink(path string, q url.Values, offset, n, limit, total int) *string {
-	if offset+n >= total {
-		return nil
-	}
-	nq := url.Values{}
-	for k, v := range q {
-		nq[k] = v
-	}
-	nq.Set("offset", strconv.Itoa(offset+n))
-	nq.Set("limit", strconv.Itoa(limit))
-	next := path + "?" + nq.Encode()
-	return &next
-}
-
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 	if s.noIncidents(w) {
 		return
@@ -86,7 +53,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if f.UpdatedSince, err = since(q.Get("since")); err != nil {
+	if f.UpdatedSince, err = sinceParam(q); err != nil {
 		bad(err.Error())
 		return
 	}
@@ -95,12 +62,11 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	p := page{Items: make([]json.RawMessage, len(as)), Total: total, Offset: offset, Limit: limit,
-		Next: nextLink("/api/v1/alerts", q, offset, len(as), limit, total)}
+	raws := make([]json.RawMessage, len(as))
 	for i, a := range as {
-		p.Items[i] = a.Raw
+		raws[i] = a.Raw
 	}
-	writeJSON(w, http.StatusOK, p)
+	rawPage(w, r, raws, total, offset, limit)
 }
 
 func (s *Server) getAlert(w http.ResponseWriter, r *http.Request) {
@@ -124,7 +90,7 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) {
 	limit, offset, err := paging(q)
 	var from time.Time
 	if err == nil {
-		from, err = since(q.Get("since"))
+		from, err = sinceParam(q)
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
@@ -167,17 +133,6 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) {
 
 // readUpdate reads a change: the fields of MDE's alert update, camelCase,
 // and nothing else.
-func readUpdate(w http.ResponseWriter, r *http.Request) (mdebridge.AlertUpdate, bool) {
-	var u mdebridge.AlertUpdate
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&u); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "the body must be {\"status\",\"assignedTo\",\"classification\",\"determination\",\"comment\"}: "+err.Error())
-		return u, false
-	}
-	return u, true
-}
-
 // service returns the service that changes incidents, or answers 501.
 func (s *Server) service(w http.ResponseWriter) (mdebridge.IncidentService, bool) {
 	if s.opts.IncidentService == nil {
@@ -189,68 +144,59 @@ func (s *Server) service(w http.ResponseWriter) (mdebridge.IncidentService, bool
 
 const apiAuthor = "mdebridge REST API"
 
-func (s *Server) changeIncident(w http.ResponseWriter, r *http.Request) {
+// change reads a change from the body, as an update ({"status",
+// "assignedTo", "classification", "determination", "comment"}) or, for
+// comment, as {"comment"} alone, and applies it with apply.
+func (s *Server) change(w http.ResponseWriter, r *http.Request, comment bool,
+	apply func(mdebridge.IncidentService, mdebridge.IncidentChange) (*mdebridge.Incident, error)) {
 	svc, ok := s.service(w)
 	if !ok {
 		return
 	}
-	id, ok := incidentID(w, r)
-	if !ok {
+	ch := mdebridge.IncidentChange{Author: apiAuthor}
+	if comment {
+		var body struct {
+			Comment string `json:"comment"`
+		}
+		if !decodeBody(w, r, &body) {
+			return
+		}
+		if body.Comment == "" {
+			writeError(w, http.StatusBadRequest, "bad_request", `the body must be {"comment":"…"}`)
+			return
+		}
+		ch.Comment = body.Comment
+	} else if !decodeBody(w, r, &ch.AlertUpdate) {
 		return
 	}
-	u, ok := readUpdate(w, r)
-	if !ok {
-		return
-	}
-	inc, err := svc.ChangeIncident(r.Context(), id, mdebridge.IncidentChange{AlertUpdate: u, Author: apiAuthor})
+	inc, err := apply(svc, ch)
 	if err != nil {
 		s.lookupError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, inc)
+}
+
+func (s *Server) changeIncident(w http.ResponseWriter, r *http.Request) {
+	if id, ok := incidentID(w, r); ok {
+		s.change(w, r, false, func(svc mdebridge.IncidentService, ch mdebridge.IncidentChange) (*mdebridge.Incident, error) {
+			return svc.ChangeIncident(r.Context(), id, ch)
+		})
+	}
 }
 
 func (s *Server) commentIncident(w http.ResponseWriter, r *http.Request) {
-	svc, ok := s.service(w)
-	if !ok {
-		return
+	if id, ok := incidentID(w, r); ok {
+		s.change(w, r, true, func(svc mdebridge.IncidentService, ch mdebridge.IncidentChange) (*mdebridge.Incident, error) {
+			return svc.ChangeIncident(r.Context(), id, ch)
+		})
 	}
-	id, ok := incidentID(w, r)
-	if !ok {
-		return
-	}
-	var body struct {
-		Comment string `json:"comment"`
-	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil || body.Comment == "" {
-		writeError(w, http.StatusBadRequest, "bad_request", `the body must be {"comment":"…"}`)
-		return
-	}
-	inc, err := svc.ChangeIncident(r.Context(), id, mdebridge.IncidentChange{AlertUpdate: mdebridge.AlertUpdate{Comment: body.Comment}, Author: apiAuthor})
-	if err != nil {
-		s.lookupError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, inc)
 }
 
 func (s *Server) changeAlert(w http.ResponseWriter, r *http.Request) {
-	svc, ok := s.service(w)
-	if !ok {
-		return
-	}
-	u, ok := readUpdate(w, r)
-	if !ok {
-		return
-	}
-	inc, err := svc.ChangeAlert(r.Context(), r.PathValue("id"), mdebridge.IncidentChange{AlertUpdate: u, Author: apiAuthor})
-	if err != nil {
-		s.lookupError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, inc)
+	s.change(w, r, false, func(svc mdebridge.IncidentService, ch mdebridge.IncidentChange) (*mdebridge.Incident, error) {
+		return svc.ChangeAlert(r.Context(), r.PathValue("id"), ch)
+	})
 }
 
 // incidentEvents lists an incident's events, as the sinks received them.

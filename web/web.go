@@ -226,6 +226,21 @@ type page struct {
 	Next   *string           `json:"next"`
 }
 
+// nextLink is the URL of the page after offset+n of total, or nil.
+func nextLink(path string, q url.Values, offset, n, limit, total int) *string {
+	if offset+n >= total {
+		return nil
+	}
+	nq := url.Values{}
+	for k, v := range q {
+		nq[k] = v
+	}
+	nq.Set("offset", strconv.Itoa(offset+n))
+	nq.Set("limit", strconv.Itoa(limit))
+	next := path + "?" + nq.Encode()
+	return &next
+}
+
 const maxLimit = 10000
 
 func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
