@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -112,19 +113,12 @@ var alertColumns = []column[mdebridge.Alert]{
 	{"SEVERITY", func(a mdebridge.Alert) string { return a.Severity }},
 	{"STATUS", func(a mdebridge.Alert) string { return a.Status }},
 	{"TITLE", func(a mdebridge.Alert) string { return a.Title }},
-	{"MACHINE", func(a mdebridge.Alert) string { return orDash(a.ComputerDNSName, a.MachineID) }},
+	{"MACHINE", func(a mdebridge.Alert) string { return cmp.Or(a.ComputerDNSName, a.MachineID) }},
 	{"CATEGORY", func(a mdebridge.Alert) string { return a.Category }},
 	{"SOURCE", func(a mdebridge.Alert) string { return a.DetectionSource }},
 	{"ASSIGNED TO", func(a mdebridge.Alert) string { return a.AssignedTo }},
 	{"INCIDENT", func(a mdebridge.Alert) string { return formatRef(a.IncidentRef) }},
 	{"ID", func(a mdebridge.Alert) string { return a.ID }},
-}
-
-func orDash(v, fallback string) string {
-	if v != "" {
-		return v
-	}
-	return fallback
 }
 
 func formatRef(n int64) string {

@@ -101,11 +101,6 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// writeJSONLine prints v as one line of JSON.
-func writeJSONLine(w io.Writer, v any) error {
-	return json.NewEncoder(w).Encode(v)
-}
-
 // writeRawArray prints raw JSON objects as one indented array, streaming.
 func writeRawArray(w io.Writer, items []json.RawMessage) error {
 	if _, err := io.WriteString(w, "["); err != nil {

@@ -78,8 +78,7 @@ func (s *Server) getAlert(w http.ResponseWriter, r *http.Request) {
 		s.lookupError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(a.Raw)
+	writeRaw(w, a.Raw)
 }
 
 func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) {
