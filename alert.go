@@ -346,7 +346,9 @@ func (u AlertUpdate) Validate(classification string) error {
 	return nil
 }
 
-// Apply returns the state an alert in state s has once MDE applied u.
+// Apply returns the state an alert in state s has once MDE applied u. A
+// comment already among the alert's comments is not added again, so that
+// applying a change twice (before and after MDE took it) is harmless.
 func (s AlertState) Apply(u AlertUpdate) AlertState {
 	next := AlertState{}
 	for k, v := range s {
@@ -361,10 +363,27 @@ func (s AlertState) Apply(u AlertUpdate) AlertState {
 	set("assignedTo", u.AssignedTo)
 	set("classification", u.Classification)
 	set("determination", u.Determination)
-	if u.Comment != "" {
-		next["comments"] = joinList(append(splitList(s["comments"]), u.Comment))
+	if cs := splitList(s["comments"]); u.Comment != "" && !slices.Contains(cs, u.Comment) {
+		next["comments"] = joinList(append(cs, u.Comment))
 	}
 	return next
+}
+
+// ApplyUpdate changes the alert as MDE would on u: its triage fields, and a
+// comment by author at at (unless the alert already has that comment).
+func (a *Alert) ApplyUpdate(u AlertUpdate, author string, at time.Time) {
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&a.Status, u.Status)
+	set(&a.AssignedTo, u.AssignedTo)
+	set(&a.Classification, u.Classification)
+	set(&a.Determination, u.Determination)
+	if u.Comment != "" && !slices.ContainsFunc(a.Comments, func(c AlertComment) bool { return c.Comment == u.Comment }) {
+		a.Comments = append(a.Comments, AlertComment{Comment: u.Comment, CreatedBy: author, CreatedTime: at.UTC()})
+	}
 }
 
 // AlertFilter selects alerts in the store. Empty fields do not filter;
@@ -394,16 +413,21 @@ type AlertStore interface {
 }
 
 // AlertPageQuery is one call of the alert list: the alerts updated at or
-// after Since, oldest first, Skip of them skipped, at most Top.
+// after Since (after it, when Strict), oldest first, Skip of them skipped,
+// at most Top.
 type AlertPageQuery struct {
 	Since          time.Time
+	Strict         bool
 	Skip, Top      int
 	ExpandEvidence bool
 }
 
 // AlertSource reads and updates alerts in MDE.
 type AlertSource interface {
-	ListAlertsPage(ctx context.Context, q AlertPageQuery) ([]Alert, error)
+	// ListAlertsPage returns the alerts of one page and how many items the
+	// page held (alerts it could not use, such as one without an id, are
+	// left out but counted: a full page means there may be more).
+	ListAlertsPage(ctx context.Context, q AlertPageQuery) ([]Alert, int, error)
 	UpdateAlert(ctx context.Context, id string, u AlertUpdate) (*Alert, error)
 	BatchUpdateAlerts(ctx context.Context, ids []string, u AlertUpdate) error
 }

@@ -17,18 +17,20 @@ const ECSVersion = "8.11.0"
 // and under "mdebridge" the incident as it now is, what changed, and the MDE
 // alert itself exactly as MDE sent it.
 type IncidentEvent struct {
-	Timestamp time.Time                `json:"@timestamp"`
-	ECS       struct{ Version string } `json:"ecs"`
-	Event     EventFields              `json:"event"`
-	Message   string                   `json:"message"`
-	Rule      *RuleFields              `json:"rule,omitempty"`
-	Threat    *ThreatFields            `json:"threat,omitempty"`
-	Host      *HostFields              `json:"host,omitempty"`
-	User      *UserFields              `json:"user,omitempty"`
-	Observer  ObserverFields           `json:"observer"`
-	Cloud     *CloudFields             `json:"cloud,omitempty"`
-	Related   RelatedFields            `json:"related"`
-	Mdebridge EventDetail              `json:"mdebridge"`
+	Timestamp time.Time `json:"@timestamp"`
+	ECS       struct {
+		Version string `json:"version"`
+	} `json:"ecs"`
+	Event     EventFields    `json:"event"`
+	Message   string         `json:"message"`
+	Rule      *RuleFields    `json:"rule,omitempty"`
+	Threat    *ThreatFields  `json:"threat,omitempty"`
+	Host      *HostFields    `json:"host,omitempty"`
+	User      *UserFields    `json:"user,omitempty"`
+	Observer  ObserverFields `json:"observer"`
+	Cloud     *CloudFields   `json:"cloud,omitempty"`
+	Related   RelatedFields  `json:"related"`
+	Mdebridge EventDetail    `json:"mdebridge"`
 }
 
 // EventFields are ECS event.*.

@@ -269,6 +269,11 @@ type MirrorChange struct {
 	CreatedAt     time.Time   `json:"createdAt"`
 }
 
+// MirrorGrace is how long a change made in mdebridge is left to the
+// process that made it, which sends it at once; after that any sender (the
+// pipeline in serve) picks it up.
+const MirrorGrace = 30 * time.Second
+
 // MirrorOutcome is how an attempt to send a MirrorChange ended.
 type MirrorOutcome struct {
 	Done    bool
@@ -322,9 +327,10 @@ type IncidentStore interface {
 	// number is at most delivered (what every sink has handled).
 	PruneEvents(ctx context.Context, olderThan time.Time, delivered int64) (int, error)
 
-	// ClaimMirrorChanges marks up to limit changes due at now (or one
-	// named by id, when id is not 0) as being sent, for leaseFor, and
-	// returns them. A change is claimed by one caller at a time.
+	// ClaimMirrorChanges marks up to limit changes due at now (or the one
+	// named by id, when id is not 0, due or not) as being sent, for
+	// leaseFor, and returns them. A change is claimed by one caller at a
+	// time; a new change is due MirrorGrace after it was made.
 	ClaimMirrorChanges(ctx context.Context, id int64, now time.Time, limit int, leaseFor time.Duration) ([]MirrorChange, error)
 	CompleteMirrorChange(ctx context.Context, id int64, o MirrorOutcome) error
 
@@ -334,6 +340,33 @@ type IncidentStore interface {
 	AcquireLease(ctx context.Context, name, owner string, stale func(Lease) bool) error
 	RenewLease(ctx context.Context, name, owner string) error
 	ReleaseLease(ctx context.Context, name, owner string) error
+}
+
+// EventSink receives incident events, in order: a webhook, syslog, a
+// file. It may deliver an event more than once (after a crash, or a retry
+// whose first try did arrive); every event carries a stable id.
+type EventSink interface {
+	// Name identifies the sink in cursors, logs and metrics.
+	Name() string
+	// Deliver hands events over. It returns how many of them, from the
+	// first, it has handled (delivered, or set aside in a dead-letter file)
+	// and, when that is not all of them, why it stopped; the rest are
+	// offered again later.
+	Deliver(ctx context.Context, events []StoredEvent) (Delivery, error)
+	Close() error
+}
+
+// Delivery is what one EventSink.Deliver call did.
+type Delivery struct {
+	Handled      int // events handled, from the first
+	DeadLettered int // of which set aside after failing
+}
+
+// EventSinkResumer is a sink that knows the last event it holds (a file):
+// delivery resumes after it, whatever the store's cursor says, so that an
+// event written just before the process died is not written twice.
+type EventSinkResumer interface {
+	Delivered() (seq int64, err error)
 }
 
 // IncidentService changes incidents on behalf of a user: the REST API and

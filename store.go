@@ -8,6 +8,8 @@ type Store interface {
 	LogonUserStore
 	SyncStore
 	StatusStore
+	AlertStore
+	IncidentStore
 	ActionStore
 	AuditStore
 	BulkStore

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mdebridge/mdebridge/azure"
 	"github.com/mdebridge/mdebridge/config"
+	"github.com/mdebridge/mdebridge/incident"
 	"github.com/mdebridge/mdebridge/mde"
 	"github.com/mdebridge/mdebridge/response"
 	"github.com/mdebridge/mdebridge/sqlite"
@@ -36,6 +37,8 @@ type App struct {
 	client *mde.Client
 	engine *syncer.Engine
 	resp   *response.Service // Responder
+
+	pipeline *incident.Pipeline // incidents.go
 }
 
 // loadConfig resolves and loads the configuration for a command.

@@ -74,11 +74,14 @@ type benchCycle struct {
 }
 
 func cmdBench(ctx context.Context, env *Env, g *globals, args []string) int {
+	if len(args) > 0 && args[0] == "alerts" {
+		return benchAlerts(ctx, env, g, args[1:]) // cmd_bench_alerts.go
+	}
 	if len(args) > 0 && responseBenches[args[0]] != nil {
 		return responseBenches[args[0]](ctx, env, g, args[1:])
 	}
 	if len(args) == 0 || args[0] != "sync" {
-		return usageError(env, "bench", "say what to measure: bench sync, isolate, scan or indicators")
+		return usageError(env, "bench", "say what to measure: bench sync, alerts, isolate, scan or indicators")
 	}
 	fs := flag.NewFlagSet("bench sync", flag.ContinueOnError)
 	machines := fs.Int("machines", 100000, "machines in the emulated tenant")

@@ -32,6 +32,7 @@ func cmdEmulate(ctx context.Context, env *Env, g *globals, args []string) int {
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the generated tenant (same seed, same tenant)")
 	fs.StringVar(&o.rateLimits, "rate-limits", "real", "real (Microsoft's documented limits), off, or xK (every window divided by K)")
 	fs.StringVar(&o.tenantFile, "tenant-file", "", "serve this tenant JSON file; when it does not exist, write the generated tenant to it")
+	o.registerAlertFlags(fs, 0, emulator.Activity{})
 	dump := fs.String("dump-tenant", "", "write the generated tenant to this JSON file and exit")
 	readyFile := fs.String("ready-file", "", "write the listening address and timings to this JSON file once serving (for scripts)")
 	if ok, code := parseFlags(fs, env, g, args, "emulate [--addr HOST:PORT] [--state-dir DIR] [--machines N] [--seed S] [--rate-limits real|off|xK] [--tenant-file F]"); !ok {
@@ -52,7 +53,7 @@ func cmdEmulate(ctx context.Context, env *Env, g *globals, args []string) int {
 	o.log = logger
 	if *dump != "" {
 		start := time.Now()
-		t := emulator.Generate(emulator.GenerateOptions{Seed: o.seed, Machines: o.machines, Now: time.Now().UTC(), VulnsPerMachine: o.vulnsPerMachine})
+		t := emulator.Generate(emulator.GenerateOptions{Seed: o.seed, Machines: o.machines, Alerts: o.alerts, Now: time.Now().UTC(), VulnsPerMachine: o.vulnsPerMachine})
 		if err := t.WriteFile(*dump); err != nil {
 			return fail(env, "emulate", err)
 		}
@@ -103,6 +104,17 @@ type emulatorOptions struct {
 
 	// vulnsPerMachine is the average vulnerability rows per machine (0: 50).
 	vulnsPerMachine float64
+
+	alerts   int               // alerts of the last 30 days in a generated tenant
+	activity emulator.Activity // background alert traffic
+}
+
+// registerAlertFlags adds the alert options of emulate and demo.
+func (o *emulatorOptions) registerAlertFlags(fs *flag.FlagSet, alerts int, a emulator.Activity) {
+	fs.IntVar(&o.alerts, "alerts", alerts, "alerts of the last 30 days in the generated tenant")
+	fs.Float64Var(&o.activity.AlertsPerMinute, "alerts-per-minute", a.AlertsPerMinute, "new alerts a minute (background activity)")
+	fs.Float64Var(&o.activity.UpdatesPerMinute, "updates-per-minute", a.UpdatesPerMinute, "alert changes a minute: triage, comments, evidence")
+	fs.Float64Var(&o.activity.LateFraction, "late-fraction", a.LateFraction, "share of new alerts that show up 30-120 s after their lastUpdateTime")
 }
 
 // runningEmulator is an emulator serving TLS, with a client configuration
@@ -139,7 +151,7 @@ func startEmulator(ctx context.Context, o emulatorOptions) (*runningEmulator, er
 		}
 	}
 	if tenant == nil {
-		tenant = emulator.Generate(emulator.GenerateOptions{Seed: o.seed, Machines: o.machines, Now: time.Now().UTC(), VulnsPerMachine: o.vulnsPerMachine})
+		tenant = emulator.Generate(emulator.GenerateOptions{Seed: o.seed, Machines: o.machines, Alerts: o.alerts, Now: time.Now().UTC(), VulnsPerMachine: o.vulnsPerMachine})
 		if o.tenantFile != "" {
 			if err := tenant.WriteFile(o.tenantFile); err != nil {
 				return nil, err
@@ -171,6 +183,10 @@ func startEmulator(ctx context.Context, o emulatorOptions) (*runningEmulator, er
 		ln.Close()
 		return nil, err
 	}
+	if err := server.SetActivity(o.activity); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	srv := &http.Server{Handler: server, ReadHeaderTimeout: 30 * time.Second,
 		// A client that drops a TLS handshake is not worth a log line each.
 		ErrorLog: log.New(io.Discard, "", 0)}
@@ -180,9 +196,12 @@ func startEmulator(ctx context.Context, o emulatorOptions) (*runningEmulator, er
 			o.log.Error("emulator stopped", "err", err)
 		}
 	})
+	activityCtx, stopActivity := context.WithCancel(ctx)
+	wg.Go(func() { server.RunActivity(activityCtx) })
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {
+			stopActivity()
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			srv.Shutdown(sctx)

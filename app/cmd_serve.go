@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mdebridge/mdebridge"
+	"github.com/mdebridge/mdebridge/incident"
 	"github.com/mdebridge/mdebridge/syncer"
 	"github.com/mdebridge/mdebridge/web"
 )
@@ -31,7 +32,7 @@ func cmdServe(ctx context.Context, env *Env, g *globals, args []string) int {
 		*addr = a.Config.Serve.Addr
 	}
 	err = serve(ctx, env, a, serveOptions{addr: *addr, schedule: !*noSchedule, banner: func(url string) {
-		fmt.Fprintf(env.Stderr, "mdebridge serving %s (REST API %s/api/v1/machines, metrics %s/metrics)\n", url, url, url)
+		fmt.Fprintf(env.Stderr, "mdebridge serving %s (REST API %s/api/v1/machines and /api/v1/incidents, metrics %s/metrics)\n", url, url, url)
 	}})
 	if err != nil {
 		return fail(env, "serve", err)
@@ -64,6 +65,14 @@ func serve(ctx context.Context, env *Env, a *App, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	var pipeline *incident.Pipeline
+	var changer mdebridge.IncidentService
+	if a.Config.Incidents.Enabled {
+		if pipeline, err = a.Pipeline(ctx, env.Stdout); err != nil {
+			return err
+		}
+		changer = pipeline.Service()
+	}
 	responder, err := a.Responder(ctx)
 	if err != nil {
 		return err
@@ -72,6 +81,7 @@ func serve(ctx context.Context, env *Env, a *App, o serveOptions) error {
 	h, err := web.New(web.Options{
 		Machines: store, Runs: store, Status: store, Hunting: client, LogonUsers: store, Exposure: store,
 		Gatherer: a.Registry, Logger: a.Log.With("component", "web"),
+		Alerts: store, Incidents: store, IncidentService: changer,
 		Version: version, BaseContext: ctx,
 		Sync: func(ctx context.Context) (*mdebridge.SyncRun, error) {
 			return engine.Run(ctx, syncer.RunOptions{Trigger: "api"})
@@ -102,6 +112,13 @@ func serve(ctx context.Context, env *Env, a *App, o serveOptions) error {
 		}
 		wg.Go(func() { sched.Run(ctx) })
 		a.Log.Info("scheduled syncs", "every", a.Config.Sync.Interval)
+	}
+	if pipeline != nil {
+		wg.Go(func() {
+			if err := pipeline.Run(ctx); err != nil {
+				a.Log.Error("incident pipeline stopped", "err", err)
+			}
+		})
 	}
 	if o.banner != nil {
 		o.banner(url)

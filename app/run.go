@@ -72,6 +72,8 @@ func commands() []command {
 		{"vulns", "list or show vulnerabilities (CVEs) found on machines", cmdVulns},
 		{"software", "list or show installed software", cmdSoftware},
 		{"hunt", "run an advanced hunting query, or one of the named ones", cmdHunt},
+		{"alerts", "list, show or update the alerts the incident pipeline ingested", cmdAlerts},
+		{"incidents", "list, show, update or comment on incidents (changes go to MDE)", cmdIncidents},
 		{"doctor", "test the connection: token, reachability, permissions per feature", cmdDoctor},
 		{"isolate", "isolate machines from the network", respondCommand("isolate")},
 		{"unisolate", "release machines from isolation", respondCommand("unisolate")},
@@ -90,7 +92,7 @@ func commands() []command {
 		{"audit", "the audit log of response requests", cmdAudit},
 		{"serve", "run the scheduler and the REST API", cmdServe},
 		{"emulate", "serve the emulated Microsoft cloud over TLS", cmdEmulate},
-		{"bench", "measure a sync against a fresh emulated tenant", cmdBench},
+		{"bench", "measure a sync, or alert-to-event latency and bursts, against an emulated tenant", cmdBench},
 		{"version", "print the version", cmdVersion},
 	}
 }

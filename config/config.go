@@ -32,6 +32,7 @@ type Config struct {
 	Serve Serve `yaml:"serve"`
 	Log   Log   `yaml:"log"`
 
+	Incidents  Incidents  `yaml:"incidents"` // incidents.go
 	Response   Response   `yaml:"response"`
 	Indicators Indicators `yaml:"indicators"`
 	Exposure   Exposure   `yaml:"exposure"`
@@ -168,6 +169,7 @@ func Default() Config {
 		Serve: Serve{Addr: "127.0.0.1:8080"},
 		Log:   Log{Level: "info", Format: "text"},
 
+		Incidents:  DefaultIncidents(),
 		Response:   Response{WaitTimeout: Duration(10 * time.Minute), Concurrency: 4, DownloadDir: "downloads"},
 		Indicators: Indicators{DefaultAction: "Audit", DefaultExpiration: Duration(30 * 24 * time.Hour)},
 		Exposure:   Exposure{FullExportEvery: Duration(24 * time.Hour), Via: "files", ParallelDownloads: 2, PageSize: 200_000, DeltaLimit: 250_000},
@@ -222,6 +224,7 @@ var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type
 var sectionOf = map[string]string{
 	"Config": "", "Azure": "azure.", "Endpoints": "azure.endpoints.", "Store": "store.",
 	"Sync": "sync.", "Serve": "serve.", "Log": "log.",
+	"Incidents": "incidents.", "IncidentFilters": "incidents.filters.", "Sink": "incidents.sinks[].",
 	"Response": "response.", "Indicators": "indicators.", "Exposure": "exposure.",
 }
 
@@ -259,9 +262,11 @@ func (c *Config) where() string {
 
 func (c *Config) resolvePaths() {
 	if c.Path == "" {
+		c.Incidents.resolvePaths("")
 		return
 	}
 	dir := filepath.Dir(c.Path)
+	c.Incidents.resolvePaths(dir)
 	for _, p := range []*string{&c.Store.Path, &c.Azure.CAFile, &c.Azure.ClientCertificatePath, &c.Azure.ClientSecretFile, &c.Response.DownloadDir} {
 		if *p != "" && !filepath.IsAbs(*p) && *p != ":memory:" {
 			*p = filepath.Join(dir, *p)
@@ -409,6 +414,7 @@ func (c *Config) Validate() error {
 	if c.Exposure.DeltaLimit < 1 {
 		bad("exposure.delta_limit", "%d must be at least 1", c.Exposure.DeltaLimit)
 	}
+	c.Incidents.validate(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("%s: %s", c.where(), strings.Join(errs, "; "))
 	}

@@ -169,3 +169,52 @@ func FuzzLoad(f *testing.F) {
 		_, _ = config.Load(p, true, noEnv) // must not panic
 	})
 }
+
+func TestIncidentsConfig(t *testing.T) {
+	c, err := config.Load(filepath.Join("testdata", "incidents.yaml"), true, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := c.Incidents
+	if !in.Enabled || !in.Mirror || time.Duration(in.PollInterval) != 10*time.Second || time.Duration(in.Overlap) != 10*time.Minute ||
+		in.GroupBy != "mde_incident" || len(in.Filters.Severities) != 2 || len(in.Sinks) != 4 {
+		t.Fatalf("incidents: %+v", in)
+	}
+	wh, sl, file, out := in.Sinks[0], in.Sinks[1], in.Sinks[2], in.Sinks[3]
+	if wh.Name != "webhook" || wh.HMACKey.Value() != "hmac-do-not-print" || wh.DeadLetter != filepath.Join("testdata", "webhook-dead-letter.jsonl") ||
+		wh.Headers["Authorization"].Value() != "Bearer token-do-not-print" || wh.MaxAttempts != 8 {
+		t.Errorf("webhook %+v", wh)
+	}
+	if sl.Name != "syslog" || sl.CAFile != filepath.Join("testdata", "siem-ca.pem") || sl.Format != "cef" {
+		t.Errorf("syslog %+v", sl)
+	}
+	if file.Name != "archive" || file.Path != filepath.Join("testdata", "events", "incidents.jsonl") || out.Name != "stdout" {
+		t.Errorf("file %+v, stdout %+v", file, out)
+	}
+	y, _ := c.Marshal()
+	for _, secret := range []string{"hmac-do-not-print", "token-do-not-print"} {
+		if strings.Contains(string(y), secret) || strings.Contains(fmt.Sprintf("%+v", c), secret) {
+			t.Errorf("%s shows", secret)
+		}
+	}
+
+	_, err = config.Load(filepath.Join("testdata", "incidents-bad.yaml"), true, noEnv)
+	for _, want := range []string{"incidents.poll_interval: 100ms", "incidents.overlap", "incidents.page_size: 20000", `incidents.group_by: "machine"`,
+		`incidents.filters.severities: "Critical"`, "incidents.sinks[0].url", "must be https", "incidents.sinks[1].address", "incidents.sinks[1].network",
+		"incidents.sinks[2].path: required", `incidents.sinks[3].name: "file" is used twice`, `incidents.sinks[3].type: "pigeon"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	_, err = config.Load(filepath.Join("testdata", "incidents-unknown-key.yaml"), true, noEnv)
+	if err == nil || !strings.Contains(err.Error(), `unknown key "incidents.sinks[].hmac_secret"`) {
+		t.Errorf("unknown sink key: %v", err)
+	}
+
+	c, err = config.Load(filepath.Join("testdata", "good.yaml"), true, env(map[string]string{
+		"MDEBRIDGE_INCIDENTS_FILTERS_SEVERITIES": "High, Medium", "MDEBRIDGE_INCIDENTS_ENABLED": "false", "MDEBRIDGE_INCIDENTS_POLL_INTERVAL": "30s"}))
+	if err != nil || c.Incidents.Enabled || len(c.Incidents.Filters.Severities) != 2 || c.Incidents.Filters.Severities[1] != "Medium" ||
+		time.Duration(c.Incidents.PollInterval) != 30*time.Second || len(c.Incidents.Sinks) != 0 {
+		t.Errorf("environment: %+v, %v", c.Incidents, err)
+	}
+}

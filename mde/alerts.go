@@ -273,23 +273,29 @@ func (l *oneOrMany[T]) UnmarshalJSON(b []byte) error {
 	return (*lenientList[T])(l).UnmarshalJSON(b)
 }
 
-// lastUpdateFilter is the $filter of a poll: alerts updated at or after t.
-// The literal is unquoted, with the 0 to 7 fractional digits MDE uses.
-func lastUpdateFilter(t time.Time) string {
-	return "lastUpdateTime ge " + t.UTC().Format(time.RFC3339Nano)
+// lastUpdateFilter is the $filter of a poll: alerts updated at or after t
+// (after it, when strict). The literal is unquoted, with the 0 to 7
+// fractional digits MDE uses.
+func lastUpdateFilter(t time.Time, strict bool) string {
+	op := " ge "
+	if strict {
+		op = " gt "
+	}
+	return "lastUpdateTime" + op + t.UTC().Format(time.RFC3339Nano)
 }
 
 // ListAlertsPage makes one call of the alert list: alerts updated at or
 // after q.Since, oldest first, q.Skip of them skipped, at most q.Top
-// (10,000 when 0). An alert without an id is logged and left out.
-func (c *Client) ListAlertsPage(ctx context.Context, q mdebridge.AlertPageQuery) ([]mdebridge.Alert, error) {
+// (10,000 when 0). An alert without an id is logged and left out, but
+// counted in the page's items.
+func (c *Client) ListAlertsPage(ctx context.Context, q mdebridge.AlertPageQuery) ([]mdebridge.Alert, int, error) {
 	top := q.Top
 	if top <= 0 || top > MaxAlertsPage {
 		top = MaxAlertsPage
 	}
 	v := url.Values{"$orderby": {"lastUpdateTime asc"}, "$top": {strconv.Itoa(top)}, "$skip": {strconv.Itoa(q.Skip)}}
 	if !q.Since.IsZero() {
-		v.Set("$filter", lastUpdateFilter(q.Since))
+		v.Set("$filter", lastUpdateFilter(q.Since, q.Strict))
 	}
 	if q.ExpandEvidence {
 		v.Set("$expand", "evidence")
@@ -302,7 +308,7 @@ func (c *Client) ListAlertsPage(ctx context.Context, q mdebridge.AlertPageQuery)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make([]mdebridge.Alert, 0, len(items))
 	for i, raw := range items {
@@ -313,7 +319,7 @@ func (c *Client) ListAlertsPage(ctx context.Context, q mdebridge.AlertPageQuery)
 		}
 		out = append(out, a)
 	}
-	return out, nil
+	return out, len(items), nil
 }
 
 func truncate(b []byte, n int) string {

@@ -152,10 +152,14 @@ func TestListAlertsPageQuery(t *testing.T) {
 		io.WriteString(w, `{"@odata.context":"x","value":[{"id":"a","lastUpdateTime":"2023-04-25T22:58:00.55Z"},{"title":"no id"},{"id":"b"}]}`)
 	}))
 	since := time.Date(2023, 4, 25, 22, 58, 0, 550000000, time.UTC)
-	as, err := c.ListAlertsPage(t.Context(), mdebridge.AlertPageQuery{Since: since, Skip: 7, Top: 500, ExpandEvidence: true})
-	if err != nil {
-		t.Fatal(err)
+	as, items, err := c.ListAlertsPage(t.Context(), mdebridge.AlertPageQuery{Since: since, Skip: 7, Top: 500, ExpandEvidence: true})
+	if err != nil || items != 3 {
+		t.Fatal(items, err)
 	}
+	if _, _, err := c.ListAlertsPage(t.Context(), mdebridge.AlertPageQuery{Since: since, Strict: true}); err != nil || got[len(got)-5] != "lastUpdateTime gt 2023-04-25T22:58:00.55Z" {
+		t.Errorf("strict: %q, %v", got[len(got)-5], err)
+	}
+	got = got[:6]
 	want := []string{"/api/alerts", "lastUpdateTime ge 2023-04-25T22:58:00.55Z", "lastUpdateTime asc", "500", "7", "evidence"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("request (-want +got):\n%s", diff)

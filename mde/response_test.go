@@ -355,7 +355,7 @@ func TestEntityAlertsAgainstTheEmulator(t *testing.T) {
 		t.Errorf("domain alerts: %v %d", err, len(alerts))
 	}
 	// Find a user an alert names and ask for it.
-	page, err := c.ListAlertsPage(t.Context(), mdebridge.AlertPageQuery{Top: 200, ExpandEvidence: true})
+	page, _, err := c.ListAlertsPage(t.Context(), mdebridge.AlertPageQuery{Top: 200, ExpandEvidence: true})
 	if err != nil {
 		t.Fatal(err)
 	}

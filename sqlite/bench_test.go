@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mdebridge/mdebridge"
@@ -60,4 +61,31 @@ func BenchmarkUpsertMachinesPage(b *testing.B) {
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "machines/s")
 		})
 	}
+}
+
+// BenchmarkIngestAlertsPage stores one poll's page of 10,000 new alerts
+// (each with the raw JSON size of a live alert with evidence, about 5 KB)
+// as incidents with their create events: the burst path of the pipeline.
+func BenchmarkIngestAlertsPage(b *testing.B) {
+	db, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "b.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	const n = 10000
+	pad := strings.Repeat("x", 4000)
+	offset := 0
+	for b.Loop() {
+		b.StopTimer()
+		page := make([]mdebridge.Alert, n)
+		for i := range page {
+			page[i] = storetest.Alert(offset+i, func(a *mdebridge.Alert) { a.Description = pad })
+		}
+		offset += n
+		b.StartTimer()
+		if _, err := db.IngestAlerts(b.Context(), page, mdebridge.IngestOptions{GroupBy: mdebridge.GroupByAlert}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
 }

@@ -191,6 +191,9 @@ func (db *DB) Counts(ctx context.Context) (mdebridge.Counts, error) {
 
 		"logon_users":         `SELECT count(DISTINCT user_id) FROM machine_logon_users WHERE retired_at IS NULL`,
 		"machine_logon_users": `SELECT count(*) FROM machine_logon_users WHERE retired_at IS NULL`,
+		"alerts":              `SELECT count(*) FROM alerts`,
+		"incidents":           `SELECT count(*) FROM incidents`,
+		"incidents_open":      `SELECT count(*) FROM incidents WHERE status != 'Resolved'`,
 		"machine_actions":     `SELECT count(*) FROM machine_actions`,
 		"indicators":          `SELECT count(*) FROM indicators WHERE retired_at IS NULL`,
 		"audit_entries":       `SELECT count(*) FROM audit_log`,

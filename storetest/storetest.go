@@ -5,6 +5,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -43,9 +44,8 @@ func Run(t *testing.T, open Opener) {
 		"LogonUserBadInput":        testLogonUserBadInput,
 		"LiveMachineIDs":           testLiveMachineIDs,
 	}
-	for name, fn := range exposureTests {
-		tests[name] = fn
-	}
+	maps.Copy(tests, exposureTests) // exposure.go
+	maps.Copy(tests, incidentTests) // incidents.go
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open) })
 	}

@@ -161,19 +161,10 @@ func writeRaw(w http.ResponseWriter, raw json.RawMessage) {
 
 // rawPage writes a page of MDE objects with the total and a next link.
 func rawPage(w http.ResponseWriter, r *http.Request, raws []json.RawMessage, total, offset, limit int) {
-	p := page{Items: raws, Total: total, Offset: offset, Limit: limit}
+	p := page{Items: raws, Total: total, Offset: offset, Limit: limit,
+		Next: nextLink(r.URL.Path, r.URL.Query(), offset, len(raws), limit, total)}
 	if p.Items == nil {
 		p.Items = []json.RawMessage{}
-	}
-	if offset+len(raws) < total {
-		q := url.Values{}
-		for k, v := range r.URL.Query() {
-			q[k] = v
-		}
-		q.Set("offset", strconv.Itoa(offset+len(raws)))
-		q.Set("limit", strconv.Itoa(limit))
-		next := r.URL.Path + "?" + q.Encode()
-		p.Next = &next
 	}
 	writeJSON(w, http.StatusOK, p)
 }

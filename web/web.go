@@ -95,6 +95,12 @@ type Options struct {
 	Status   mdebridge.StatusStore  // required
 	// Exposure serves vulnerabilities and software; nil leaves them out.
 	Exposure mdebridge.ExposureStore
+	// Alerts and Incidents serve the incident routes (incidents.go); nil
+	// answers them 501. IncidentService changes incidents; nil makes the
+	// changing routes answer 501.
+	Alerts          mdebridge.AlertStore
+	Incidents       mdebridge.IncidentStore
+	IncidentService mdebridge.IncidentService
 	// Sync runs one sync; nil makes POST /api/v1/sync answer 501.
 	Sync func(ctx context.Context) (*mdebridge.SyncRun, error)
 	// Hunting runs advanced hunting queries; nil makes POST /api/v1/hunt answer 501.
@@ -155,6 +161,7 @@ func New(opts Options) (*Server, error) {
 	s.addResponseRoutes()
 	s.addHuntingRoutes()
 	s.addExposureRoutes()
+	s.addIncidentRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path+"; see /api/v1/openapi.json")
 	})
@@ -222,6 +229,21 @@ type page struct {
 	Next   *string           `json:"next"`
 }
 
+// nextLink is the URL of the page after offset+n of total, or nil.
+func nextLink(path string, q url.Values, offset, n, limit, total int) *string {
+	if offset+n >= total {
+		return nil
+	}
+	nq := url.Values{}
+	for k, v := range q {
+		nq[k] = v
+	}
+	nq.Set("offset", strconv.Itoa(offset+n))
+	nq.Set("limit", strconv.Itoa(limit))
+	next := path + "?" + nq.Encode()
+	return &next
+}
+
 const maxLimit = 10000
 
 func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
@@ -242,19 +264,10 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	p := page{Items: make([]json.RawMessage, len(ms)), Total: total, Offset: offset, Limit: limit}
+	p := page{Items: make([]json.RawMessage, len(ms)), Total: total, Offset: offset, Limit: limit,
+		Next: nextLink("/api/v1/machines", q, offset, len(ms), limit, total)}
 	for i, m := range ms {
 		p.Items[i] = m.Raw
-	}
-	if offset+len(ms) < total {
-		nq := url.Values{}
-		for k, v := range q {
-			nq[k] = v
-		}
-		nq.Set("offset", strconv.Itoa(offset+len(ms)))
-		nq.Set("limit", strconv.Itoa(limit))
-		next := "/api/v1/machines?" + nq.Encode()
-		p.Next = &next
 	}
 	writeJSON(w, http.StatusOK, p)
 }
@@ -284,8 +297,9 @@ func (s *Server) getMachine(w http.ResponseWriter, r *http.Request) {
 	w.Write(m.Raw)
 }
 
-// lookupError answers a machine lookup that failed: 409 with the
-// candidates of an ambiguous key, 404 with near matches of an unknown one.
+// lookupError answers a lookup or change that failed: 409 with the
+// candidates of an ambiguous key, 404 with near matches of an unknown one,
+// 400 for a change that cannot be made.
 func (s *Server) lookupError(w http.ResponseWriter, r *http.Request, err error) {
 	var amb *mdebridge.AmbiguousError
 	var nf *mdebridge.NotFoundError
@@ -294,6 +308,10 @@ func (s *Server) lookupError(w http.ResponseWriter, r *http.Request, err error) 
 		writeJSON(w, http.StatusConflict, map[string]apiError{"error": {Code: "ambiguous", Message: err.Error(), Candidates: amb.Candidates}})
 	case errors.As(err, &nf):
 		writeJSON(w, http.StatusNotFound, map[string]apiError{"error": {Code: "not_found", Message: err.Error(), Candidates: nf.Near}})
+	case errors.Is(err, mdebridge.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, mdebridge.ErrInvalidUpdate):
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 	default:
 		s.internal(w, r, err)
 	}
