@@ -77,12 +77,15 @@ mdebridge is serving the synced data:
 
 In another terminal:
   mdebridge --config %s machines list
+  mdebridge --config %s vulns list --severity Critical
   mdebridge --config %s incidents list
   mdebridge --config %s incidents update <id> --status Resolved --classification TruePositive --determination Malware
+  mdebridge --config %s hunt --list
+  mdebridge --config %s isolate <computer name> --comment "demo" --wait
   mdebridge --config %s doctor
 
 Press Ctrl-C to stop.
-`, url, url, url, url, url, sinkSummary(a.Config.Incidents.Sinks), abs, abs, abs, abs)
+`, url, url, url, url, url, sinkSummary(a.Config.Incidents.Sinks), abs, abs, abs, abs, abs, abs, abs)
 	}})
 	if err != nil {
 		return fail(env, "demo", err)
