@@ -71,15 +71,11 @@ func actionsList(ctx context.Context, env *Env, g *globals, args []string) int {
 	if fs.NArg() > 0 {
 		return usageError(env, "actions list", "unexpected argument %q", fs.Arg(0))
 	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "actions list", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
-	if err != nil {
-		return fail(env, "actions list", err)
-	}
 	if *machine != "" {
 		m, err := store.FindMachine(ctx, *machine)
 		if err != nil {
@@ -104,15 +100,9 @@ func actionsList(ctx context.Context, env *Env, g *globals, args []string) int {
 // actionsShow shows one action as MDE has it now (and keeps it in the store).
 func actionsShow(ctx context.Context, env *Env, g *globals, args []string) int {
 	fs := flag.NewFlagSet("actions show", flag.ContinueOnError)
-	out := fs.String("o", "table", "output: table or json")
-	if ok, code := parseFlags(fs, env, g, args, "actions show <action id> [-o table|json]"); !ok {
+	key, out, ok, code := parseShow(fs, env, g, args, "actions show <action id> [-o table|json]", "name one action by its id")
+	if !ok {
 		return code
-	}
-	if err := checkFormat("actions show", *out, "table", "json"); err != nil {
-		return usageError(env, "actions show", "%v", err)
-	}
-	if fs.NArg() != 1 {
-		return usageError(env, "actions show", "name one action by its id")
 	}
 	a, err := newApp(env, g, "warn")
 	if err != nil {
@@ -123,14 +113,14 @@ func actionsShow(ctx context.Context, env *Env, g *globals, args []string) int {
 	if err != nil {
 		return fail(env, "actions show", err)
 	}
-	act, err := client.GetMachineAction(ctx, fs.Arg(0))
+	act, err := client.GetMachineAction(ctx, key)
 	if err != nil {
 		return fail(env, "actions show", err)
 	}
 	if store, err := a.Store(ctx); err == nil {
 		store.UpsertMachineActions(ctx, []mdebridge.MachineAction{*act})
 	}
-	if *out == "json" {
+	if out == "json" {
 		indentRaw(env.Stdout, act.Raw, "")
 		fmt.Fprintln(env.Stdout)
 		return ExitOK
@@ -226,15 +216,11 @@ func actionsJobs(ctx context.Context, env *Env, g *globals, args []string) int {
 	if err := checkFormat("actions jobs", *out, "table", "json"); err != nil {
 		return usageError(env, "actions jobs", "%v", err)
 	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "actions jobs", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
-	if err != nil {
-		return fail(env, "actions jobs", err)
-	}
 	jobs, err := store.ListBulkJobs(ctx, *limit)
 	if err != nil {
 		return fail(env, "actions jobs", err)

@@ -88,15 +88,11 @@ func alertsList(ctx context.Context, env *Env, g *globals, args []string) int {
 	if f.UpdatedSince, err = sinceFlag(*since); err != nil {
 		return usageError(env, "alerts list", "%v", err)
 	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "alerts list", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
-	if err != nil {
-		return fail(env, "alerts list", err)
-	}
 	as, total, err := store.FindAlerts(ctx, f)
 	if err != nil {
 		return fail(env, "alerts list", err)
@@ -130,30 +126,20 @@ func formatRef(n int64) string {
 
 func alertsShow(ctx context.Context, env *Env, g *globals, args []string) int {
 	fs := flag.NewFlagSet("alerts show", flag.ContinueOnError)
-	out := fs.String("o", "table", "output: table or json (MDE's own object)")
-	if ok, code := parseFlags(fs, env, g, args, "alerts show <alert id> [-o table|json]"); !ok {
+	key, out, ok, code := parseShow(fs, env, g, args, "alerts show <alert id> [-o table|json]", "name one alert by its id")
+	if !ok {
 		return code
 	}
-	if err := checkFormat("alerts show", *out, "table", "json"); err != nil {
-		return usageError(env, "alerts show", "%v", err)
-	}
-	if fs.NArg() != 1 {
-		return usageError(env, "alerts show", "name one alert by its id")
-	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "alerts show", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
+	al, err := store.GetAlert(ctx, key)
 	if err != nil {
 		return fail(env, "alerts show", err)
 	}
-	al, err := store.GetAlert(ctx, fs.Arg(0))
-	if err != nil {
-		return fail(env, "alerts show", err)
-	}
-	if *out == "json" {
+	if out == "json" {
 		if err := indentRaw(env.Stdout, al.Raw, ""); err != nil {
 			return fail(env, "alerts show", err)
 		}

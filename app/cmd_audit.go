@@ -32,15 +32,11 @@ func cmdAudit(ctx context.Context, env *Env, g *globals, args []string) int {
 	if *since > 0 {
 		f.Since = time.Now().Add(-*since)
 	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "audit", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
-	if err != nil {
-		return fail(env, "audit", err)
-	}
 	es, err := store.FindAudit(ctx, f)
 	if err != nil {
 		return fail(env, "audit", err)

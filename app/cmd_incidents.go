@@ -43,15 +43,11 @@ func incidentsList(ctx context.Context, env *Env, g *globals, args []string) int
 	if f.UpdatedSince, err = sinceFlag(*since); err != nil {
 		return usageError(env, "incidents list", "%v", err)
 	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "incidents list", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
-	if err != nil {
-		return fail(env, "incidents list", err)
-	}
 	incs, total, err := store.FindIncidents(ctx, f)
 	if err != nil {
 		return fail(env, "incidents list", err)
@@ -101,15 +97,11 @@ func incidentsShow(ctx context.Context, env *Env, g *globals, args []string) int
 	if !ok {
 		return ExitUsage
 	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "incidents show", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
-	if err != nil {
-		return fail(env, "incidents show", err)
-	}
 	inc, err := store.GetIncident(ctx, id)
 	if err != nil {
 		return fail(env, "incidents show", err)
@@ -252,15 +244,11 @@ func incidentsEvents(ctx context.Context, env *Env, g *globals, args []string) i
 	if fs.NArg() > 0 {
 		return usageError(env, "incidents events", "unexpected argument %q", fs.Arg(0))
 	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "incidents events", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
-	if err != nil {
-		return fail(env, "incidents events", err)
-	}
 	evs, err := store.FindEvents(ctx, f)
 	if err != nil {
 		return fail(env, "incidents events", err)

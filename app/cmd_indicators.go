@@ -71,15 +71,11 @@ func indicatorsList(ctx context.Context, env *Env, g *globals, args []string) in
 	if err := checkFormat("indicators list", *out); err != nil {
 		return usageError(env, "indicators list", "%v", err)
 	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "indicators list", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
-	if err != nil {
-		return fail(env, "indicators list", err)
-	}
 	list, total, err := store.FindIndicators(ctx, f)
 	if err != nil {
 		return fail(env, "indicators list", err)

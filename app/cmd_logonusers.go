@@ -24,15 +24,11 @@ func machinesLogonUsers(ctx context.Context, env *Env, g *globals, args []string
 	if fs.NArg() != 1 {
 		return usageError(env, "machines logonusers", "name one machine: its id, computer name or IP address")
 	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "machines logonusers", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
-	if err != nil {
-		return fail(env, "machines logonusers", err)
-	}
 	m, err := store.FindMachine(ctx, fs.Arg(0))
 	if err != nil {
 		return fail(env, "machines logonusers", err)

@@ -54,15 +54,11 @@ func machinesList(ctx context.Context, env *Env, g *globals, args []string) int 
 	if fs.NArg() > 0 {
 		return usageError(env, "machines list", "unexpected argument %q", fs.Arg(0))
 	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "machines list", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
-	if err != nil {
-		return fail(env, "machines list", err)
-	}
 	ms, total, err := store.FindMachines(ctx, f)
 	if err != nil {
 		return fail(env, "machines list", err)
@@ -150,30 +146,20 @@ func macs(m mdebridge.Machine) []string {
 
 func machinesShow(ctx context.Context, env *Env, g *globals, args []string) int {
 	fs := flag.NewFlagSet("machines show", flag.ContinueOnError)
-	out := fs.String("o", "table", "output: table or json")
-	if ok, code := parseFlags(fs, env, g, args, "machines show <id|computer name|IP> [-o table|json]"); !ok {
+	key, out, ok, code := parseShow(fs, env, g, args, "machines show <id|computer name|IP> [-o table|json]", "name one machine: its id, computer name or IP address")
+	if !ok {
 		return code
 	}
-	if err := checkFormat("machines show", *out, "table", "json"); err != nil {
-		return usageError(env, "machines show", "%v", err)
-	}
-	if fs.NArg() != 1 {
-		return usageError(env, "machines show", "name one machine: its id, computer name or IP address")
-	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "machines show", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
+	m, err := store.FindMachine(ctx, key)
 	if err != nil {
 		return fail(env, "machines show", err)
 	}
-	m, err := store.FindMachine(ctx, fs.Arg(0))
-	if err != nil {
-		return fail(env, "machines show", err)
-	}
-	if *out == "json" {
+	if out == "json" {
 		if err := indentRaw(env.Stdout, m.Raw, ""); err != nil {
 			return fail(env, "machines show", err)
 		}

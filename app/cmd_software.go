@@ -103,26 +103,20 @@ func softwareList(ctx context.Context, env *Env, g *globals, args []string) int 
 
 func softwareShow(ctx context.Context, env *Env, g *globals, args []string) int {
 	fs := flag.NewFlagSet("software show", flag.ContinueOnError)
-	out := fs.String("o", "table", "output: table or json")
-	if ok, code := parseFlags(fs, env, g, args, "software show <vendor-_-name|name> [-o table|json]"); !ok {
+	key, out, ok, code := parseShow(fs, env, g, args, "software show <vendor-_-name|name> [-o table|json]", "name one product, e.g. google-_-chrome or chrome")
+	if !ok {
 		return code
-	}
-	if err := checkFormat("software show", *out, "table", "json"); err != nil {
-		return usageError(env, "software show", "%v", err)
-	}
-	if fs.NArg() != 1 {
-		return usageError(env, "software show", "name one product, e.g. google-_-chrome or chrome")
 	}
 	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "software show", err)
 	}
 	defer a.Close()
-	d, err := store.FindSoftwareProduct(ctx, fs.Arg(0))
+	d, err := store.FindSoftwareProduct(ctx, key)
 	if err != nil {
 		return fail(env, "software show", err)
 	}
-	if *out == "json" {
+	if out == "json" {
 		obj := struct {
 			mdebridge.SoftwareSummary
 			Distributions   []mdebridge.SoftwareVersion `json:"distributions"`

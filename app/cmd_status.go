@@ -28,15 +28,11 @@ func cmdStatus(ctx context.Context, env *Env, g *globals, args []string) int {
 	if err := checkFormat("status", *out, "table", "json"); err != nil {
 		return usageError(env, "status", "%v", err)
 	}
-	a, err := newApp(env, g, "warn")
+	a, store, err := openStore(ctx, env, g)
 	if err != nil {
 		return fail(env, "status", err)
 	}
 	defer a.Close()
-	store, err := a.Store(ctx)
-	if err != nil {
-		return fail(env, "status", err)
-	}
 	rep := statusReport{Store: store.Path()}
 	if rep.Counts, err = store.Counts(ctx); err != nil {
 		return fail(env, "status", err)

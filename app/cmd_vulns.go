@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/mdebridge/mdebridge"
-	"github.com/mdebridge/mdebridge/sqlite"
 )
 
 func cmdVulns(ctx context.Context, env *Env, g *globals, args []string) int {
@@ -29,21 +28,6 @@ func cmdVulns(ctx context.Context, env *Env, g *globals, args []string) int {
 		return vulnsShow(ctx, env, g, args[1:])
 	}
 	return usageError(env, "vulns", "unknown subcommand %q (list, show)", args[0])
-}
-
-// openStore loads the configuration and opens the store for a reading
-// command.
-func openStore(ctx context.Context, env *Env, g *globals) (*App, *sqlite.DB, error) {
-	a, err := newApp(env, g, "warn")
-	if err != nil {
-		return nil, nil, err
-	}
-	store, err := a.Store(ctx)
-	if err != nil {
-		a.Close()
-		return nil, nil, err
-	}
-	return a, store, nil
 }
 
 // deviceOf resolves a machine given by id, name or IP to its device id: a
@@ -177,15 +161,9 @@ func shortList(items []string, n int) string {
 func vulnsShow(ctx context.Context, env *Env, g *globals, args []string) int {
 	fs := flag.NewFlagSet("vulns show", flag.ContinueOnError)
 	limit := fs.Int("limit", 50, "exposed machines to list in the table (0: all; -o json lists all)")
-	out := fs.String("o", "table", "output: table or json")
-	if ok, code := parseFlags(fs, env, g, args, "vulns show <CVE> [--limit N] [-o table|json]"); !ok {
+	key, out, ok, code := parseShow(fs, env, g, args, "vulns show <CVE> [--limit N] [-o table|json]", "name one CVE, e.g. CVE-2024-7256")
+	if !ok {
 		return code
-	}
-	if err := checkFormat("vulns show", *out, "table", "json"); err != nil {
-		return usageError(env, "vulns show", "%v", err)
-	}
-	if fs.NArg() != 1 {
-		return usageError(env, "vulns show", "name one CVE, e.g. CVE-2024-7256")
 	}
 	a, store, err := openStore(ctx, env, g)
 	if err != nil {
@@ -193,14 +171,14 @@ func vulnsShow(ctx context.Context, env *Env, g *globals, args []string) int {
 	}
 	defer a.Close()
 	n := *limit
-	if *out == "json" {
+	if out == "json" {
 		n = 0
 	}
-	d, err := store.FindVulnerability(ctx, fs.Arg(0), n)
+	d, err := store.FindVulnerability(ctx, key, n)
 	if err != nil {
 		return fail(env, "vulns show", err)
 	}
-	if *out == "json" {
+	if out == "json" {
 		machines := make([]json.RawMessage, len(d.Exposed))
 		for i, m := range d.Exposed {
 			machines[i], _ = json.Marshal(m.MachineVulnerability)

@@ -16,6 +16,8 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+
+	"github.com/mdebridge/mdebridge/sqlite"
 )
 
 // Exit codes are part of the CLI contract.
@@ -169,6 +171,38 @@ func parseFlags(fs *flag.FlagSet, env *Env, g *globals, args []string, synopsis 
 		return false, ExitUsage
 	}
 	return true, 0
+}
+
+// openStore loads the configuration and opens the store for a reading
+// command.
+func openStore(ctx context.Context, env *Env, g *globals) (*App, *sqlite.DB, error) {
+	a, err := newApp(env, g, "warn")
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := a.Store(ctx)
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	return a, store, nil
+}
+
+// parseShow parses the flags of a show command: fs's own, -o table|json
+// and exactly one key (what naming one means is missing says). It returns
+// the key and the output format, or ok false and the exit code.
+func parseShow(fs *flag.FlagSet, env *Env, g *globals, args []string, synopsis, missing string) (key, out string, ok bool, code int) {
+	o := fs.String("o", "table", "output: table or json")
+	if ok, code := parseFlags(fs, env, g, args, synopsis); !ok {
+		return "", "", false, code
+	}
+	if err := checkFormat(fs.Name(), *o, "table", "json"); err != nil {
+		return "", "", false, usageError(env, fs.Name(), "%v", err)
+	}
+	if fs.NArg() != 1 {
+		return "", "", false, usageError(env, fs.Name(), "%s", missing)
+	}
+	return fs.Arg(0), *o, true, 0
 }
 
 // parseInterspersed parses flags wherever they stand among the positional
