@@ -29,21 +29,6 @@ func (s *Server) addExposureRoutes() {
 	s.mux.HandleFunc("GET /api/v1/machines/{key}/software", s.machineSoftware)
 }
 
-// nextPage is the link to the page after offset+n of total, or nil.
-func nextPage(path string, q url.Values, offset, n, limit, total int) *string {
-	if offset+n >= total {
-		return nil
-	}
-	nq := url.Values{}
-	for k, v := range q {
-		nq[k] = v
-	}
-	nq.Set("offset", strconv.Itoa(offset+n))
-	nq.Set("limit", strconv.Itoa(limit))
-	next := path + "?" + nq.Encode()
-	return &next
-}
-
 func boolParam(q url.Values, name string) (bool, error) {
 	v := q.Get(name)
 	if v == "" {
@@ -108,12 +93,7 @@ func (s *Server) listVulnerabilities(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	p := page{Items: make([]json.RawMessage, len(vs)), Total: total, Offset: offset, Limit: limit}
-	for i, v := range vs {
-		p.Items[i] = v.Raw
-	}
-	p.Next = nextPage("/api/v1/vulnerabilities", q, offset, len(vs), limit, total)
-	writeJSON(w, http.StatusOK, p)
+	rawPage(w, r, rawsOf(vs, func(v mdebridge.VulnerabilitySummary) json.RawMessage { return v.Raw }), total, offset, limit)
 }
 
 func (s *Server) getVulnerability(w http.ResponseWriter, r *http.Request) {
@@ -186,7 +166,7 @@ func (s *Server) listSoftware(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"items": list, "total": total, "offset": offset, "limit": limit,
-		"next": nextPage("/api/v1/software", q, offset, len(list), limit, total),
+		"next": nextLink("/api/v1/software", q, offset, len(list), limit, total),
 	})
 }
 
@@ -196,10 +176,7 @@ func (s *Server) getSoftware(w http.ResponseWriter, r *http.Request) {
 		s.lookupError(w, r, err)
 		return
 	}
-	vulns := make([]json.RawMessage, len(d.Vulnerabilities))
-	for i, v := range d.Vulnerabilities {
-		vulns[i] = v.Raw
-	}
+	vulns := rawsOf(d.Vulnerabilities, func(v mdebridge.VulnerabilitySummary) json.RawMessage { return v.Raw })
 	writeJSON(w, http.StatusOK, struct {
 		mdebridge.SoftwareSummary
 		Distributions   []mdebridge.SoftwareVersion `json:"distributions"`

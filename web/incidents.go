@@ -62,10 +62,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	raws := make([]json.RawMessage, len(as))
-	for i, a := range as {
-		raws[i] = a.Raw
-	}
+	raws := rawsOf(as, func(a mdebridge.Alert) json.RawMessage { return a.Raw })
 	rawPage(w, r, raws, total, offset, limit)
 }
 
@@ -216,9 +213,6 @@ func (s *Server) incidentEvents(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	items := make([]json.RawMessage, len(evs))
-	for i, e := range evs {
-		items[i] = e.Body
-	}
+	items := rawsOf(evs, func(e mdebridge.StoredEvent) json.RawMessage { return e.Body })
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})
 }

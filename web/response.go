@@ -159,16 +159,6 @@ func writeRaw(w http.ResponseWriter, raw json.RawMessage) {
 	w.Write(raw)
 }
 
-// rawPage writes a page of MDE objects with the total and a next link.
-func rawPage(w http.ResponseWriter, r *http.Request, raws []json.RawMessage, total, offset, limit int) {
-	p := page{Items: raws, Total: total, Offset: offset, Limit: limit,
-		Next: nextLink(r.URL.Path, r.URL.Query(), offset, len(raws), limit, total)}
-	if p.Items == nil {
-		p.Items = []json.RawMessage{}
-	}
-	writeJSON(w, http.StatusOK, p)
-}
-
 func sinceParam(q url.Values) (time.Time, error) {
 	v := q.Get("since")
 	if v == "" {
@@ -209,10 +199,7 @@ func (s *Server) listActions(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	raws := make([]json.RawMessage, len(as))
-	for i, a := range as {
-		raws[i] = a.Raw
-	}
+	raws := rawsOf(as, func(a mdebridge.MachineAction) json.RawMessage { return a.Raw })
 	rawPage(w, r, raws, total, offset, limit)
 }
 
@@ -297,10 +284,7 @@ func (s *Server) listIndicators(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	raws := make([]json.RawMessage, len(ins))
-	for i, in := range ins {
-		raws[i] = in.Raw
-	}
+	raws := rawsOf(ins, func(in mdebridge.Indicator) json.RawMessage { return in.Raw })
 	rawPage(w, r, raws, total, offset, limit)
 }
 

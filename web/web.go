@@ -229,6 +229,25 @@ type page struct {
 	Next   *string           `json:"next"`
 }
 
+// rawPage writes a page of MDE objects with the total and a next link.
+func rawPage(w http.ResponseWriter, r *http.Request, raws []json.RawMessage, total, offset, limit int) {
+	p := page{Items: raws, Total: total, Offset: offset, Limit: limit,
+		Next: nextLink(r.URL.Path, r.URL.Query(), offset, len(raws), limit, total)}
+	if p.Items == nil {
+		p.Items = []json.RawMessage{}
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// rawsOf is the raw JSON of each item, for a page of MDE's own objects.
+func rawsOf[T any](items []T, raw func(T) json.RawMessage) []json.RawMessage {
+	out := make([]json.RawMessage, len(items))
+	for i, it := range items {
+		out[i] = raw(it)
+	}
+	return out
+}
+
 // nextLink is the URL of the page after offset+n of total, or nil.
 func nextLink(path string, q url.Values, offset, n, limit, total int) *string {
 	if offset+n >= total {
@@ -264,11 +283,8 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	p := page{Items: make([]json.RawMessage, len(ms)), Total: total, Offset: offset, Limit: limit,
+	p := page{Items: rawsOf(ms, func(m mdebridge.Machine) json.RawMessage { return m.Raw }), Total: total, Offset: offset, Limit: limit,
 		Next: nextLink("/api/v1/machines", q, offset, len(ms), limit, total)}
-	for i, m := range ms {
-		p.Items[i] = m.Raw
-	}
 	writeJSON(w, http.StatusOK, p)
 }
 
