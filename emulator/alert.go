@@ -1,11 +1,9 @@
 package emulator
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/mdebridge/mdebridge/emulator/odata"
@@ -123,90 +121,6 @@ func (a *alert) clone() *alert {
 	return &c
 }
 
-// jsonField ties one JSON property of T to its schema entry, encoder and
-// decoder; a table of them, in the live key order, is an entity's wire form.
-type jsonField[T any] struct {
-	name       string
-	typ        odata.Type
-	filterable bool // documented as filterable (mde-api.md §2.3)
-	get        func(T) odata.Value
-	enc        func([]byte, T) []byte
-	dec        func(T, json.RawMessage) error
-}
-
-func strF[T any](name string, filterable bool, p func(T) *string) jsonField[T] {
-	return jsonField[T]{
-		name: name, typ: odata.String, filterable: filterable,
-		get: func(x T) odata.Value { return odata.Value{Str: *p(x)} },
-		enc: func(b []byte, x T) []byte { return appendString(b, *p(x)) },
-		dec: func(x T, raw json.RawMessage) error {
-			var s *string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return err
-			}
-			if s != nil {
-				*p(x) = *s
-			}
-			return nil
-		},
-	}
-}
-
-func optStrF[T any](name string, filterable bool, p func(T) *opt[string]) jsonField[T] {
-	return jsonField[T]{
-		name: name, typ: odata.String, filterable: filterable,
-		get: func(x T) odata.Value { return optValue(*p(x)) },
-		enc: func(b []byte, x T) []byte { return appendOptString(b, *p(x)) },
-		dec: func(x T, raw json.RawMessage) error { return decodeOpt(raw, p(x)) },
-	}
-}
-
-func optIntF[T any](name string, filterable bool, p func(T) *opt[int64]) jsonField[T] {
-	return jsonField[T]{
-		name: name, typ: odata.Int, filterable: filterable,
-		get: func(x T) odata.Value {
-			v := *p(x)
-			if !v.OK {
-				return odata.Value{Null: true}
-			}
-			return odata.Value{Int: v.V, Float: float64(v.V)}
-		},
-		enc: func(b []byte, x T) []byte { return appendOptInt(b, *p(x)) },
-		dec: func(x T, raw json.RawMessage) error { return decodeOpt(raw, p(x)) },
-	}
-}
-
-// timeF is a DateTimeOffset; the zero time is null.
-func timeF[T any](name string, filterable bool, p func(T) *time.Time) jsonField[T] {
-	return jsonField[T]{
-		name: name, typ: odata.DateTime, filterable: filterable,
-		get: func(x T) odata.Value { return timeValue(*p(x)) },
-		enc: func(b []byte, x T) []byte { return appendTime(b, *p(x)) },
-		dec: func(x T, raw json.RawMessage) error {
-			var s *string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return err
-			}
-			if s == nil || *s == "" {
-				*p(x) = time.Time{}
-				return nil
-			}
-			t, err := odata.ParseDateTime(*s)
-			if err != nil {
-				return err
-			}
-			*p(x) = t
-			return nil
-		},
-	}
-}
-
-// complexF is an object or a list: encoded and decoded whole, never
-// filtered or sorted on.
-func complexF[T any](name string, enc func([]byte, T) []byte, dec func(T, json.RawMessage) error) jsonField[T] {
-	return jsonField[T]{name: name, typ: odata.Complex, get: func(T) odata.Value { return odata.Value{Null: true} }, enc: enc, dec: dec}
-}
-
 // alertFields is the Alert entity as the live service serves it
 // (testdata/fixtures/observed/get_alert.json), in its key order.
 var alertFields = []jsonField[*alert]{
@@ -254,29 +168,13 @@ var alertFieldIndex = fieldIndex(alertFields)
 // $expand=evidence serves it as [].
 var evidenceIndex = alertFieldIndex["evidence"]
 
-func fieldIndex[T any](fields []jsonField[T]) map[string]int {
-	m := make(map[string]int, len(fields))
-	for i, f := range fields {
-		m[f.name] = i
-	}
-	return m
-}
-
 // alertSchema is what $filter, $orderby and $select may use on alerts.
 var alertSchema = func() *odata.Schema[*alert] {
-	var props []odata.Property[*alert]
-	for _, f := range alertFields {
-		props = append(props, odata.Property[*alert]{
-			Name: f.name, Type: f.typ, Filterable: f.filterable,
-			Sortable: f.typ != odata.Complex && f.typ != odata.StringCollection,
-			Get:      f.get,
-		})
-	}
 	return odata.NewSchema(odata.SchemaOptions{
 		// The type name the service shows in OData errors about alerts.
 		TypeName:  "microsoft.windowsDefenderATP.api.PublicAlertV2Dto",
 		Functions: []string{"startswith"},
-	}, props...)
+	}, schemaProperties(alertFields)...)
 }()
 
 func decodeList[E any](raw json.RawMessage, dst *[]E) error {
@@ -463,120 +361,35 @@ func decodeEvidenceList(a *alert, raw json.RawMessage) error {
 	return nil
 }
 
-// appendObject appends x as a JSON object of fields. prefix, when given, is
-// written first inside the braces (a single entity's @odata.context); skip,
-// when set, replaces a field's value: fields for which it returns a
-// non-nil value are written with that value instead.
-func appendObject[T any](b []byte, fields []jsonField[T], x T, prefix []byte, extra []extraField, skip func(i int) []byte) []byte {
-	b = append(b, '{')
-	first := true
-	if len(prefix) > 0 {
-		b = append(b, prefix...)
-		first = false
-	}
-	for i := range fields {
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		f := &fields[i]
-		b = append(b, '"')
-		b = append(b, f.name...)
-		b = append(b, '"', ':')
-		if skip != nil {
-			if v := skip(i); v != nil {
-				b = append(b, v...)
-				continue
-			}
-		}
-		b = f.enc(b, x)
-	}
-	for _, e := range extra {
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = appendString(b, e.Key)
-		b = append(b, ':')
-		b = append(b, e.Value...)
-	}
-	return append(b, '}')
-}
-
-// decodeObject reads a JSON object into x through fields; keys it does not
-// know are returned verbatim (compacted), @odata annotations dropped.
-func decodeObject[T any](data []byte, fields []jsonField[T], index map[string]int, x T) ([]extraField, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("not a JSON object")
-	}
-	var extra []extraField
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, fmt.Errorf("field %s: %w", key, err)
-		}
-		if i, ok := index[key]; ok {
-			if err := fields[i].dec(x, raw); err != nil {
-				return nil, fmt.Errorf("field %s: %w", key, err)
-			}
-			continue
-		}
-		if strings.HasPrefix(key, "@odata.") {
-			continue
-		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, raw); err != nil {
-			return nil, fmt.Errorf("field %s: %w", key, err)
-		}
-		extra = append(extra, extraField{Key: key, Value: compact.Bytes()})
-	}
-	return extra, nil
-}
-
 var emptyList = []byte("[]")
 
 // appendAlert appends a as a JSON object; without evidence, "evidence" is
 // [] as the list answers without $expand=evidence.
 func appendAlert(b []byte, a *alert, withEvidence bool, prefix []byte) []byte {
-	var skip func(int) []byte
-	if !withEvidence {
-		skip = func(i int) []byte {
-			if i == evidenceIndex {
-				return emptyList
-			}
-			return nil
-		}
-	}
-	return appendObject(b, alertFields, a, prefix, a.extra, skip)
+	return appendObject(b, alertFields, a, prefix, a.extra, evidenceSkip(withEvidence))
 }
 
-// appendAlertSelected appends only the selected properties of a.
-func appendAlertSelected(b []byte, a *alert, selected []string, withEvidence bool) []byte {
-	b = append(b, '{')
-	for i, name := range selected {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		f := &alertFields[alertFieldIndex[name]]
-		b = appendString(b, f.name)
-		b = append(b, ':')
-		if f.name == "evidence" && !withEvidence {
-			b = append(b, emptyList...)
-			continue
-		}
-		b = f.enc(b, a)
+// evidenceSkip serves "evidence" as [] unless it is wanted.
+func evidenceSkip(withEvidence bool) func(int) []byte {
+	if withEvidence {
+		return nil
 	}
-	return append(b, '}')
+	return func(i int) []byte {
+		if i == evidenceIndex {
+			return emptyList
+		}
+		return nil
+	}
+}
+
+// appendAlertSelected appends only the selected properties of a, in the
+// order $select names them.
+func appendAlertSelected(b []byte, a *alert, selected []string, withEvidence bool) []byte {
+	which := make([]int, len(selected))
+	for i, name := range selected {
+		which[i] = alertFieldIndex[name]
+	}
+	return appendSelected(b, alertFields, a, which, evidenceSkip(withEvidence))
 }
 
 // decodeAlert reads one alert as the live service (or a tenant file) writes

@@ -1,11 +1,9 @@
 package emulator
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/mdebridge/mdebridge/emulator/odata"
@@ -80,148 +78,27 @@ func (m *machine) clone() *machine {
 	return &c
 }
 
-// machineField ties one JSON property to its schema entry, its encoder and
-// its decoder. The table order is the live key order.
-type machineField struct {
-	name       string
-	typ        odata.Type
-	filterable bool // documented as filterable (mde-api.md §2.3)
-	get        func(*machine) odata.Value
-	enc        func([]byte, *machine) []byte
-	dec        func(*machine, json.RawMessage) error
-}
-
-func optValue(v opt[string]) odata.Value {
-	if !v.OK {
-		return odata.Value{Null: true}
-	}
-	return odata.Value{Str: v.V}
-}
-
-func timeValue(t time.Time) odata.Value {
-	if t.IsZero() {
-		return odata.Value{Null: true}
-	}
-	return odata.Value{Time: t}
-}
-
-func strField(name string, filterable bool, p func(*machine) *string) machineField {
-	return machineField{
-		name: name, typ: odata.String, filterable: filterable,
-		get: func(m *machine) odata.Value { return odata.Value{Str: *p(m)} },
-		enc: func(b []byte, m *machine) []byte { return appendString(b, *p(m)) },
-		dec: func(m *machine, raw json.RawMessage) error {
-			var s *string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return err
-			}
-			if s != nil {
-				*p(m) = *s
-			}
-			return nil
-		},
-	}
-}
-
-func optStrField(name string, typ odata.Type, filterable bool, p func(*machine) *opt[string]) machineField {
-	return machineField{
-		name: name, typ: typ, filterable: filterable,
-		get: func(m *machine) odata.Value { return optValue(*p(m)) },
-		enc: func(b []byte, m *machine) []byte { return appendOptString(b, *p(m)) },
-		dec: func(m *machine, raw json.RawMessage) error { return decodeOpt(raw, p(m)) },
-	}
-}
-
-func boolField(name string, p func(*machine) *bool) machineField {
-	return machineField{
-		name: name, typ: odata.Bool,
-		get: func(m *machine) odata.Value { return odata.Value{Bool: *p(m)} },
-		enc: func(b []byte, m *machine) []byte {
-			if *p(m) {
-				return append(b, "true"...)
-			}
-			return append(b, "false"...)
-		},
-		dec: func(m *machine, raw json.RawMessage) error {
-			var v *bool
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return err
-			}
-			if v != nil {
-				*p(m) = *v
-			}
-			return nil
-		},
-	}
-}
-
-func timeField(name string, filterable bool, p func(*machine) *time.Time) machineField {
-	return machineField{
-		name: name, typ: odata.DateTime, filterable: filterable,
-		get: func(m *machine) odata.Value { return timeValue(*p(m)) },
-		enc: func(b []byte, m *machine) []byte { return appendTime(b, *p(m)) },
-		dec: func(m *machine, raw json.RawMessage) error {
-			var s *string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return err
-			}
-			if s == nil {
-				return nil
-			}
-			t, err := odata.ParseDateTime(*s)
-			if err != nil {
-				return err
-			}
-			*p(m) = t
-			return nil
-		},
-	}
-}
-
-func decodeOpt[T any](raw json.RawMessage, dst *opt[T]) error {
-	var v *T
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return err
-	}
-	if v == nil {
-		*dst = opt[T]{}
-	} else {
-		*dst = some(*v)
-	}
-	return nil
-}
-
 // machineFields is the Machine entity as the live service serves it
 // (testdata/fixtures/observed/get_machine.json), in its key order.
-var machineFields = []machineField{
-	strField("id", true, func(m *machine) *string { return &m.ID }),
-	optStrField("mergedIntoMachineId", odata.String, false, func(m *machine) *opt[string] { return &m.MergedIntoMachineID }),
-	boolField("isPotentialDuplication", func(m *machine) *bool { return &m.IsPotentialDuplication }),
-	boolField("isExcluded", func(m *machine) *bool { return &m.IsExcluded }),
-	optStrField("exclusionReason", odata.String, false, func(m *machine) *opt[string] { return &m.ExclusionReason }),
-	strField("computerDnsName", true, func(m *machine) *string { return &m.ComputerDNSName }),
-	timeField("firstSeen", false, func(m *machine) *time.Time { return &m.FirstSeen }),
-	timeField("lastSeen", true, func(m *machine) *time.Time { return &m.LastSeen }),
-	strField("osPlatform", true, func(m *machine) *string { return &m.OSPlatform }),
-	optStrField("osVersion", odata.String, false, func(m *machine) *opt[string] { return &m.OSVersion }),
-	optStrField("osProcessor", odata.String, false, func(m *machine) *opt[string] { return &m.OSProcessor }),
-	optStrField("version", odata.String, true, func(m *machine) *opt[string] { return &m.Version }),
-	optStrField("lastIpAddress", odata.String, true, func(m *machine) *opt[string] { return &m.LastIPAddress }),
-	optStrField("lastExternalIpAddress", odata.String, false, func(m *machine) *opt[string] { return &m.LastExternalIPAddress }),
-	optStrField("agentVersion", odata.String, false, func(m *machine) *opt[string] { return &m.AgentVersion }),
-	{
-		name: "osBuild", typ: odata.Int,
-		get: func(m *machine) odata.Value {
-			if !m.OSBuild.OK {
-				return odata.Value{Null: true}
-			}
-			return odata.Value{Int: m.OSBuild.V}
-		},
-		enc: func(b []byte, m *machine) []byte { return appendOptInt(b, m.OSBuild) },
-		dec: func(m *machine, raw json.RawMessage) error { return decodeOpt(raw, &m.OSBuild) },
-	},
-	strField("healthStatus", true, func(m *machine) *string { return &m.HealthStatus }),
-	optStrField("deviceValue", odata.String, true, func(m *machine) *opt[string] { return &m.DeviceValue }),
+var machineFields = []jsonField[*machine]{
+	strF("id", true, func(m *machine) *string { return &m.ID }),
+	optStrF("mergedIntoMachineId", false, func(m *machine) *opt[string] { return &m.MergedIntoMachineID }),
+	boolF("isPotentialDuplication", func(m *machine) *bool { return &m.IsPotentialDuplication }),
+	boolF("isExcluded", func(m *machine) *bool { return &m.IsExcluded }),
+	optStrF("exclusionReason", false, func(m *machine) *opt[string] { return &m.ExclusionReason }),
+	strF("computerDnsName", true, func(m *machine) *string { return &m.ComputerDNSName }),
+	timeF("firstSeen", false, func(m *machine) *time.Time { return &m.FirstSeen }),
+	timeF("lastSeen", true, func(m *machine) *time.Time { return &m.LastSeen }),
+	strF("osPlatform", true, func(m *machine) *string { return &m.OSPlatform }),
+	optStrF("osVersion", false, func(m *machine) *opt[string] { return &m.OSVersion }),
+	optStrF("osProcessor", false, func(m *machine) *opt[string] { return &m.OSProcessor }),
+	optStrF("version", true, func(m *machine) *opt[string] { return &m.Version }),
+	optStrF("lastIpAddress", true, func(m *machine) *opt[string] { return &m.LastIPAddress }),
+	optStrF("lastExternalIpAddress", false, func(m *machine) *opt[string] { return &m.LastExternalIPAddress }),
+	optStrF("agentVersion", false, func(m *machine) *opt[string] { return &m.AgentVersion }),
+	optIntF("osBuild", false, func(m *machine) *opt[int64] { return &m.OSBuild }),
+	strF("healthStatus", true, func(m *machine) *string { return &m.HealthStatus }),
+	optStrF("deviceValue", true, func(m *machine) *opt[string] { return &m.DeviceValue }),
 	{
 		name: "rbacGroupId", typ: odata.Int, filterable: true,
 		get: func(m *machine) odata.Value { return odata.Value{Int: m.RBACGroupID} },
@@ -235,9 +112,9 @@ var machineFields = []machineField{
 			return nil
 		},
 	},
-	optStrField("rbacGroupName", odata.String, false, func(m *machine) *opt[string] { return &m.RBACGroupName }),
-	optStrField("riskScore", odata.String, true, func(m *machine) *opt[string] { return &m.RiskScore }),
-	optStrField("exposureLevel", odata.String, true, func(m *machine) *opt[string] { return &m.ExposureLevel }),
+	optStrF("rbacGroupName", false, func(m *machine) *opt[string] { return &m.RBACGroupName }),
+	optStrF("riskScore", true, func(m *machine) *opt[string] { return &m.RiskScore }),
+	optStrF("exposureLevel", true, func(m *machine) *opt[string] { return &m.ExposureLevel }),
 	{
 		name: "isAadJoined", typ: odata.Bool,
 		get: func(m *machine) odata.Value {
@@ -249,66 +126,33 @@ var machineFields = []machineField{
 		enc: func(b []byte, m *machine) []byte { return appendOptBool(b, m.IsAADJoined) },
 		dec: func(m *machine, raw json.RawMessage) error { return decodeOpt(raw, &m.IsAADJoined) },
 	},
-	optStrField("aadDeviceId", odata.Guid, true, func(m *machine) *opt[string] { return &m.AADDeviceID }),
+	optStrF("aadDeviceId", true, func(m *machine) *opt[string] { return &m.AADDeviceID }).withType(odata.Guid),
 	{
 		name: "machineTags", typ: odata.StringCollection, filterable: true,
 		get: func(m *machine) odata.Value { return odata.Value{List: m.MachineTags} },
 		enc: func(b []byte, m *machine) []byte { return appendStrings(b, m.MachineTags) },
-		dec: func(m *machine, raw json.RawMessage) error {
-			var tags []string
-			if err := json.Unmarshal(raw, &tags); err != nil {
-				return err
-			}
-			m.MachineTags = tags
-			return nil
-		},
+		dec: func(m *machine, raw json.RawMessage) error { return decodeList(raw, &m.MachineTags) },
 	},
-	optStrField("defenderAvStatus", odata.String, false, func(m *machine) *opt[string] { return &m.DefenderAVStatus }),
-	strField("onboardingStatus", true, func(m *machine) *string { return &m.OnboardingStatus }),
-	optStrField("osArchitecture", odata.String, false, func(m *machine) *opt[string] { return &m.OSArchitecture }),
-	optStrField("managedBy", odata.String, false, func(m *machine) *opt[string] { return &m.ManagedBy }),
-	optStrField("managedByStatus", odata.String, false, func(m *machine) *opt[string] { return &m.ManagedByStatus }),
-	{
-		name: "ipAddresses", typ: odata.Complex,
-		get: func(*machine) odata.Value { return odata.Value{Null: true} },
-		enc: appendIPAddresses,
-		dec: decodeIPAddresses,
-	},
-	{
-		name: "vmMetadata", typ: odata.Complex,
-		get: func(*machine) odata.Value { return odata.Value{Null: true} },
-		enc: appendVMMetadata,
-		dec: decodeVMMetadata,
-	},
+	optStrF("defenderAvStatus", false, func(m *machine) *opt[string] { return &m.DefenderAVStatus }),
+	strF("onboardingStatus", true, func(m *machine) *string { return &m.OnboardingStatus }),
+	optStrF("osArchitecture", false, func(m *machine) *opt[string] { return &m.OSArchitecture }),
+	optStrF("managedBy", false, func(m *machine) *opt[string] { return &m.ManagedBy }),
+	optStrF("managedByStatus", false, func(m *machine) *opt[string] { return &m.ManagedByStatus }),
+	complexF("ipAddresses", appendIPAddresses, decodeIPAddresses),
+	complexF("vmMetadata", appendVMMetadata, decodeVMMetadata),
 }
 
 // machineFieldIndex maps a JSON property name to its index in machineFields.
-var machineFieldIndex = func() map[string]int {
-	m := make(map[string]int, len(machineFields))
-	for i, f := range machineFields {
-		m[f.name] = i
-	}
-	return m
-}()
+var machineFieldIndex = fieldIndex(machineFields)
 
 // machineSchema is what $filter, $orderby and $select may use on machines.
 var machineSchema = func() *odata.Schema[*machine] {
-	var props []odata.Property[*machine]
-	for _, f := range machineFields {
-		props = append(props, odata.Property[*machine]{
-			Name:       f.name,
-			Type:       f.typ,
-			Filterable: f.filterable,
-			Sortable:   f.typ != odata.Complex && f.typ != odata.StringCollection,
-			Get:        f.get,
-		})
-	}
 	return odata.NewSchema(odata.SchemaOptions{
 		// Microsoft does not publish the machine entity's type name; this
 		// follows the PublicVulnerabilityDto naming the service does show.
 		TypeName:  "microsoft.windowsDefenderATP.api.PublicMachineDto",
 		Functions: []string{"startswith"},
-	}, props...)
+	}, schemaProperties(machineFields)...)
 }()
 
 func appendIPAddresses(b []byte, m *machine) []byte {
@@ -400,17 +244,18 @@ func decodeVMMetadata(m *machine, raw json.RawMessage) error {
 	return nil
 }
 
-// fieldMask selects machine properties for $select; nil means all.
-type fieldMask []bool
+// fieldMask is the indexes in machineFields of the properties $select
+// names, in the schema's order; nil means all.
+type fieldMask []int
 
 func newFieldMask(names []string) fieldMask {
 	if names == nil {
 		return nil
 	}
-	mask := make(fieldMask, len(machineFields))
-	for _, n := range names {
-		if i, ok := machineFieldIndex[n]; ok {
-			mask[i] = true
+	mask := fieldMask{}
+	for i, f := range machineFields {
+		if slices.Contains(names, f.name) {
+			mask = append(mask, i)
 		}
 	}
 	return mask
@@ -419,38 +264,10 @@ func newFieldMask(names []string) fieldMask {
 // appendMachine appends m as a JSON object. prefix, when given, is written
 // first inside the braces (the single-entity @odata.context).
 func appendMachine(b []byte, m *machine, mask fieldMask, prefix []byte) []byte {
-	b = append(b, '{')
-	first := true
-	if len(prefix) > 0 {
-		b = append(b, prefix...)
-		first = false
+	if mask != nil {
+		return appendSelected(b, machineFields, m, mask, nil)
 	}
-	for i := range machineFields {
-		if mask != nil && !mask[i] {
-			continue
-		}
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		f := &machineFields[i]
-		b = append(b, '"')
-		b = append(b, f.name...)
-		b = append(b, '"', ':')
-		b = f.enc(b, m)
-	}
-	if mask == nil {
-		for _, x := range m.extra {
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = appendString(b, x.Key)
-			b = append(b, ':')
-			b = append(b, x.Value...)
-		}
-	}
-	return append(b, '}')
+	return appendObject(b, machineFields, m, prefix, m.extra, nil)
 }
 
 // decodeMachine reads one machine as the live service (or a tenant file)
@@ -458,39 +275,11 @@ func appendMachine(b []byte, m *machine, mask fieldMask, prefix []byte) []byte {
 // kept verbatim.
 func decodeMachine(data []byte) (*machine, error) {
 	m := &machine{MachineTags: []string{}, IPAddresses: []ipAddress{}}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
+	extra, err := decodeObject(data, machineFields, machineFieldIndex, m)
 	if err != nil {
 		return nil, err
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("machine is not a JSON object")
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, fmt.Errorf("field %s: %w", key, err)
-		}
-		if i, ok := machineFieldIndex[key]; ok {
-			if err := machineFields[i].dec(m, raw); err != nil {
-				return nil, fmt.Errorf("field %s: %w", key, err)
-			}
-			continue
-		}
-		if strings.HasPrefix(key, "@odata.") {
-			continue
-		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, raw); err != nil {
-			return nil, fmt.Errorf("field %s: %w", key, err)
-		}
-		m.extra = append(m.extra, extraField{Key: key, Value: compact.Bytes()})
-	}
+	m.extra = extra
 	if m.ID == "" {
 		return nil, errors.New("machine has no id")
 	}
