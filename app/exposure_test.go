@@ -29,7 +29,9 @@ func (c *tvmClock) advance(d time.Duration) {
 
 func newTVMEmulator(t *testing.T, machines int, opts ...emulatortest.Option) (*emulatortest.Emu, *tvmClock) {
 	t.Helper()
-	clk := &tvmClock{t: time.Now().UTC().Truncate(time.Hour).Add(-time.Minute)}
+	// A minute into one of the service's 6-hourly export snapshots, so that
+	// a test's half hour later is the same snapshot whatever the time of day.
+	clk := &tvmClock{t: time.Now().UTC().Truncate(6 * time.Hour).Add(time.Minute)}
 	return emulatortest.New(t, append([]emulatortest.Option{emulatortest.WithMachines(machines), emulatortest.WithNow(clk.now)}, opts...)...), clk
 }
 
@@ -96,7 +98,11 @@ func TestExposureAtScale(t *testing.T) {
 	mine := 0
 	for _, st := range s.Steps {
 		if st.Name == "cves" || st.Name == "vulnerabilities" || st.Name == "software" {
-			mine += st.APICalls
+			for route, n := range st.CallsByAPI {
+				if strings.Contains(route, " /api/") { // blob downloads are counted apart
+					mine += n
+				}
+			}
 		}
 	}
 	if _, by = mdeCalls(emu); mine > 5 {
