@@ -18,26 +18,8 @@ func cmdActions(ctx context.Context, env *Env, g *globals, args []string) int {
        mdebridge actions cancel <action id> --comment TEXT
        mdebridge actions jobs [-o table|json]
        mdebridge actions resume <job id>`
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(env.Stdout, help)
-			return ExitOK
-		}
-		return usageError(env, "actions", "say list, show, cancel, jobs or resume")
-	}
-	switch args[0] {
-	case "list":
-		return actionsList(ctx, env, g, args[1:])
-	case "show":
-		return actionsShow(ctx, env, g, args[1:])
-	case "cancel":
-		return actionsCancel(ctx, env, g, args[1:])
-	case "jobs":
-		return actionsJobs(ctx, env, g, args[1:])
-	case "resume":
-		return actionsResume(ctx, env, g, args[1:])
-	}
-	return usageError(env, "actions", "unknown subcommand %q (list, show, cancel, jobs, resume)", args[0])
+	return subcommand(ctx, env, g, "actions", args, help,
+		verb{"list", actionsList}, verb{"show", actionsShow}, verb{"cancel", actionsCancel}, verb{"jobs", actionsJobs}, verb{"resume", actionsResume})
 }
 
 var actionColumns = []column[mdebridge.MachineAction]{
@@ -121,8 +103,9 @@ func actionsShow(ctx context.Context, env *Env, g *globals, args []string) int {
 		store.UpsertMachineActions(ctx, []mdebridge.MachineAction{*act})
 	}
 	if out == "json" {
-		indentRaw(env.Stdout, act.Raw, "")
-		fmt.Fprintln(env.Stdout)
+		if err := writeRaw(env.Stdout, act.Raw); err != nil {
+			return fail(env, fs.Name(), err)
+		}
 		return ExitOK
 	}
 	printAction(env.Stdout, act)
@@ -198,8 +181,9 @@ func actionsCancel(ctx context.Context, env *Env, g *globals, args []string) int
 		return fail(env, "actions cancel", err)
 	}
 	if *out == "json" {
-		indentRaw(env.Stdout, act.Raw, "")
-		fmt.Fprintln(env.Stdout)
+		if err := writeRaw(env.Stdout, act.Raw); err != nil {
+			return fail(env, fs.Name(), err)
+		}
 		return ExitOK
 	}
 	printAction(env.Stdout, act)

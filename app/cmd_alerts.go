@@ -14,36 +14,10 @@ import (
 )
 
 func cmdAlerts(ctx context.Context, env *Env, g *globals, args []string) int {
-	return subcommand(ctx, env, g, "alerts", args, map[string]func(context.Context, *Env, *globals, []string) int{
-		"list": alertsList, "show": alertsShow, "update": alertsUpdate,
-	}, "Usage: mdebridge alerts list [filters] [-o table|json|jsonl|csv]\n"+
+	return subcommand(ctx, env, g, "alerts", args, "Usage: mdebridge alerts list [filters] [-o table|json|jsonl|csv]\n"+
 		"       mdebridge alerts show <alert id> [-o table|json]\n"+
-		"       mdebridge alerts update <alert id> [--status S] [--assign WHO] [--classification C] [--determination D] [--comment TEXT]")
-}
-
-// subcommand dispatches "<noun> <verb> ...".
-func subcommand(ctx context.Context, env *Env, g *globals, noun string, args []string, verbs map[string]func(context.Context, *Env, *globals, []string) int, usage string) int {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(env.Stdout, usage)
-			return ExitOK
-		}
-		return usageError(env, noun, "say what to do: %s", verbList(verbs))
-	}
-	if run, ok := verbs[args[0]]; ok {
-		return run(ctx, env, g, args[1:])
-	}
-	return usageError(env, noun, "unknown subcommand %q (%s)", args[0], verbList(verbs))
-}
-
-func verbList(verbs map[string]func(context.Context, *Env, *globals, []string) int) string {
-	var names []string
-	for _, n := range []string{"list", "show", "update", "comment", "events"} {
-		if verbs[n] != nil {
-			names = append(names, n)
-		}
-	}
-	return strings.Join(names, ", ")
+		"       mdebridge alerts update <alert id> [--status S] [--assign WHO] [--classification C] [--determination D] [--comment TEXT]",
+		verb{"list", alertsList}, verb{"show", alertsShow}, verb{"update", alertsUpdate})
 }
 
 // sinceFlag reads --since: RFC 3339, or a duration back from now.
@@ -140,10 +114,9 @@ func alertsShow(ctx context.Context, env *Env, g *globals, args []string) int {
 		return fail(env, "alerts show", err)
 	}
 	if out == "json" {
-		if err := indentRaw(env.Stdout, al.Raw, ""); err != nil {
+		if err := writeRaw(env.Stdout, al.Raw); err != nil {
 			return fail(env, "alerts show", err)
 		}
-		fmt.Fprintln(env.Stdout)
 		return ExitOK
 	}
 	printAlert(env.Stdout, al)

@@ -12,13 +12,12 @@ import (
 )
 
 func cmdIncidents(ctx context.Context, env *Env, g *globals, args []string) int {
-	return subcommand(ctx, env, g, "incidents", args, map[string]func(context.Context, *Env, *globals, []string) int{
-		"list": incidentsList, "show": incidentsShow, "update": incidentsUpdate, "comment": incidentsComment, "events": incidentsEvents,
-	}, "Usage: mdebridge incidents list [--status S] [--severity S] [--assigned-to WHO] [--since 24h] [--limit N] [-o table|json|jsonl|csv]\n"+
+	return subcommand(ctx, env, g, "incidents", args, "Usage: mdebridge incidents list [--status S] [--severity S] [--assigned-to WHO] [--since 24h] [--limit N] [-o table|json|jsonl|csv]\n"+
 		"       mdebridge incidents show <id> [-o table|json]\n"+
 		"       mdebridge incidents update <id> [--status S] [--assign WHO] [--classification C] [--determination D] [--comment TEXT]\n"+
 		"       mdebridge incidents comment <id> <text>\n"+
-		"       mdebridge incidents events [--incident ID] [--after SEQ] [--limit N]   (as the sinks received them, JSON Lines)")
+		"       mdebridge incidents events [--incident ID] [--after SEQ] [--limit N]   (as the sinks received them, JSON Lines)",
+		verb{"list", incidentsList}, verb{"show", incidentsShow}, verb{"update", incidentsUpdate}, verb{"comment", incidentsComment}, verb{"events", incidentsEvents})
 }
 
 func incidentsList(ctx context.Context, env *Env, g *globals, args []string) int {

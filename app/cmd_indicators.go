@@ -24,24 +24,14 @@ func cmdIndicators(ctx context.Context, env *Env, g *globals, args []string) int
        mdebridge indicators update <id|value> --comment TEXT [--action A] [--severity S] [--title T] [--expires …] [...]
        mdebridge indicators delete <id|value>... --comment TEXT [--yes]
        mdebridge indicators import <file|-> --comment TEXT [--format csv|json|stix] [--atomic] [--dry-run] [-o table|json]`
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(env.Stdout, help)
-			return ExitOK
+	submit := func(v string) func(context.Context, *Env, *globals, []string) int {
+		return func(ctx context.Context, env *Env, g *globals, args []string) int {
+			return indicatorsSubmit(ctx, env, g, v, args)
 		}
-		return usageError(env, "indicators", "say list, add, update, delete or import")
 	}
-	switch args[0] {
-	case "list":
-		return indicatorsList(ctx, env, g, args[1:])
-	case "add", "update":
-		return indicatorsSubmit(ctx, env, g, args[0], args[1:])
-	case "delete":
-		return indicatorsDelete(ctx, env, g, args[1:])
-	case "import":
-		return indicatorsImport(ctx, env, g, args[1:])
-	}
-	return usageError(env, "indicators", "unknown subcommand %q (list, add, update, delete, import)", args[0])
+	return subcommand(ctx, env, g, "indicators", args, help,
+		verb{"list", indicatorsList}, verb{"add", submit("add")}, verb{"update", submit("update")},
+		verb{"delete", indicatorsDelete}, verb{"import", indicatorsImport})
 }
 
 var indicatorColumns = []column[mdebridge.Indicator]{
@@ -187,8 +177,7 @@ func indicatorsSubmit(ctx context.Context, env *Env, g *globals, verb string, ar
 			got, err = store.FindIndicator(ctx, rep.Results[0].ID)
 		}
 		if got != nil && err == nil {
-			indentRaw(env.Stdout, got.Raw, "")
-			fmt.Fprintln(env.Stdout)
+			writeRaw(env.Stdout, got.Raw)
 		} else {
 			writeJSON(env.Stdout, rep)
 		}

@@ -13,23 +13,8 @@ import (
 )
 
 func cmdMachines(ctx context.Context, env *Env, g *globals, args []string) int {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(env.Stdout, "Usage: mdebridge machines list [filters] [-o table|json|jsonl|csv]\n       mdebridge machines show <id|computer name|IP> [-o table|json]")
-			fmt.Fprintln(env.Stdout, "       mdebridge machines logonusers <id|computer name|IP> [-o table|json|jsonl|csv]")
-			return ExitOK
-		}
-		return usageError(env, "machines", "say list or show")
-	}
-	switch args[0] {
-	case "list":
-		return machinesList(ctx, env, g, args[1:])
-	case "show":
-		return machinesShow(ctx, env, g, args[1:])
-	case "logonusers":
-		return machinesLogonUsers(ctx, env, g, args[1:])
-	}
-	return usageError(env, "machines", "unknown subcommand %q (list, show, logonusers)", args[0])
+	return subcommand(ctx, env, g, "machines", args, "Usage: mdebridge machines list [filters] [-o table|json|jsonl|csv]\n       mdebridge machines show <id|computer name|IP> [-o table|json]\n       mdebridge machines logonusers <id|computer name|IP> [-o table|json|jsonl|csv]",
+		verb{"list", machinesList}, verb{"show", machinesShow}, verb{"logonusers", machinesLogonUsers})
 }
 
 func machinesList(ctx context.Context, env *Env, g *globals, args []string) int {
@@ -160,10 +145,9 @@ func machinesShow(ctx context.Context, env *Env, g *globals, args []string) int 
 		return fail(env, "machines show", err)
 	}
 	if out == "json" {
-		if err := indentRaw(env.Stdout, m.Raw, ""); err != nil {
+		if err := writeRaw(env.Stdout, m.Raw); err != nil {
 			return fail(env, "machines show", err)
 		}
-		fmt.Fprintln(env.Stdout)
 		return ExitOK
 	}
 	printMachine(env.Stdout, m)

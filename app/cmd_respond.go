@@ -232,8 +232,7 @@ func printReport(env *Env, rep *mdebridge.ActionReport, format string) {
 			items = append(items, outcomeJSON(o))
 		}
 		if len(items) == 1 {
-			indentRaw(env.Stdout, items[0], "")
-			fmt.Fprintln(env.Stdout)
+			writeRaw(env.Stdout, items[0])
 		} else {
 			writeRawArray(env.Stdout, items)
 		}

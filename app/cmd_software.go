@@ -14,20 +14,8 @@ import (
 )
 
 func cmdSoftware(ctx context.Context, env *Env, g *globals, args []string) int {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(env.Stdout, "Usage: mdebridge software list [filters] [-o table|json|jsonl|csv]\n       mdebridge software show <vendor-_-name|name> [-o table|json]")
-			return ExitOK
-		}
-		return usageError(env, "software", "say list or show")
-	}
-	switch args[0] {
-	case "list":
-		return softwareList(ctx, env, g, args[1:])
-	case "show":
-		return softwareShow(ctx, env, g, args[1:])
-	}
-	return usageError(env, "software", "unknown subcommand %q (list, show)", args[0])
+	return subcommand(ctx, env, g, "software", args, "Usage: mdebridge software list [filters] [-o table|json|jsonl|csv]\n       mdebridge software show <vendor-_-name|name> [-o table|json]",
+		verb{"list", softwareList}, verb{"show", softwareShow})
 }
 
 var softwareColumns = []column[mdebridge.SoftwareSummary]{

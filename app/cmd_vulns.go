@@ -14,20 +14,8 @@ import (
 )
 
 func cmdVulns(ctx context.Context, env *Env, g *globals, args []string) int {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(env.Stdout, "Usage: mdebridge vulns list [filters] [-o table|json|jsonl|csv]\n       mdebridge vulns show <CVE> [--limit N] [-o table|json]")
-			return ExitOK
-		}
-		return usageError(env, "vulns", "say list or show")
-	}
-	switch args[0] {
-	case "list":
-		return vulnsList(ctx, env, g, args[1:])
-	case "show":
-		return vulnsShow(ctx, env, g, args[1:])
-	}
-	return usageError(env, "vulns", "unknown subcommand %q (list, show)", args[0])
+	return subcommand(ctx, env, g, "vulns", args, "Usage: mdebridge vulns list [filters] [-o table|json|jsonl|csv]\n       mdebridge vulns show <CVE> [--limit N] [-o table|json]",
+		verb{"list", vulnsList}, verb{"show", vulnsShow})
 }
 
 // deviceOf resolves a machine given by id, name or IP to its device id: a

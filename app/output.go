@@ -139,6 +139,16 @@ func writeRawLines(w io.Writer, items []json.RawMessage) error {
 	return nil
 }
 
+// writeRaw prints one raw JSON object, indented, on lines of its own: what
+// -o json prints of one MDE object.
+func writeRaw(w io.Writer, raw json.RawMessage) error {
+	if err := indentRaw(w, raw, ""); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
 func indentRaw(w io.Writer, raw json.RawMessage, prefix string) error {
 	var b bytes.Buffer
 	if err := json.Indent(&b, raw, prefix, "  "); err != nil {

@@ -173,6 +173,34 @@ func parseFlags(fs *flag.FlagSet, env *Env, g *globals, args []string, synopsis 
 	return true, 0
 }
 
+// verb is one subcommand of a noun ("machines list").
+type verb struct {
+	name string
+	run  func(context.Context, *Env, *globals, []string) int
+}
+
+// subcommand dispatches "<noun> <verb> ...": -h prints usage, a missing or
+// unknown verb is a usage error listing the verbs.
+func subcommand(ctx context.Context, env *Env, g *globals, noun string, args []string, usage string, verbs ...verb) int {
+	names := make([]string, len(verbs))
+	for i, v := range verbs {
+		names[i] = v.name
+	}
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintln(env.Stdout, usage)
+			return ExitOK
+		}
+		return usageError(env, noun, "say what to do: %s", strings.Join(names, ", "))
+	}
+	for _, v := range verbs {
+		if v.name == args[0] {
+			return v.run(ctx, env, g, args[1:])
+		}
+	}
+	return usageError(env, noun, "unknown subcommand %q (%s)", args[0], strings.Join(names, ", "))
+}
+
 // openStore loads the configuration and opens the store for a reading
 // command.
 func openStore(ctx context.Context, env *Env, g *globals) (*App, *sqlite.DB, error) {
