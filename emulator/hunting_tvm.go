@@ -197,31 +197,43 @@ func optDateTime(t time.Time) kql.Value {
 	return kql.Value{Kind: kql.DateTime, I: t.UnixNano()}
 }
 
+// strColumn is a string column.
+func strColumn[R any](name string, get func(r *R) string) tvmColumn[R] {
+	return tvmColumn[R]{name, kql.String, func(r *R) kql.Value { return str(get(r)) }}
+}
+
+// deviceSoftwareColumns are the columns both TVM tables start with.
+func deviceSoftwareColumns[R any](of func(*R) *DeviceSoftware) []tvmColumn[R] {
+	col := func(name string, get func(d *DeviceSoftware) string) tvmColumn[R] {
+		return strColumn(name, func(r *R) string { return get(of(r)) })
+	}
+	return []tvmColumn[R]{
+		col("DeviceId", func(d *DeviceSoftware) string { return d.DeviceID }),
+		col("DeviceName", func(d *DeviceSoftware) string { return strings.ToLower(d.DeviceName) }),
+		col("OSPlatform", func(d *DeviceSoftware) string { return d.OSPlatform }),
+		col("OSVersion", func(d *DeviceSoftware) string { return d.OSVersion }),
+		col("OSArchitecture", func(d *DeviceSoftware) string { return d.OSArchitecture }),
+		col("SoftwareVendor", func(d *DeviceSoftware) string { return d.SoftwareVendor }),
+		col("SoftwareName", func(d *DeviceSoftware) string { return d.SoftwareName }),
+		col("SoftwareVersion", func(d *DeviceSoftware) string { return d.SoftwareVersion }),
+	}
+}
+
 // newTVMVulnerabilitiesTable is DeviceTvmSoftwareVulnerabilities.
 func newTVMVulnerabilitiesTable(t *Tenant) *tvmTable[SoftwareVulnerabilityRow] {
 	type row = SoftwareVulnerabilityRow
-	s := func(name string, get func(r *row) string) tvmColumn[row] {
-		return tvmColumn[row]{name, kql.String, func(r *row) kql.Value { return str(get(r)) }}
-	}
+	s := strColumn[row]
 	return &tvmTable[row]{
 		name: "DeviceTvmSoftwareVulnerabilities",
-		cols: []tvmColumn[row]{
-			s("DeviceId", func(r *row) string { return r.DeviceID }),
-			s("DeviceName", func(r *row) string { return strings.ToLower(r.DeviceName) }),
-			s("OSPlatform", func(r *row) string { return r.OSPlatform }),
-			s("OSVersion", func(r *row) string { return r.OSVersion }),
-			s("OSArchitecture", func(r *row) string { return r.OSArchitecture }),
-			s("SoftwareVendor", func(r *row) string { return r.SoftwareVendor }),
-			s("SoftwareName", func(r *row) string { return r.SoftwareName }),
-			s("SoftwareVersion", func(r *row) string { return r.SoftwareVersion }),
+		cols: append(deviceSoftwareColumns(func(r *row) *DeviceSoftware { return &r.DeviceSoftware }),
 			s("CveId", func(r *row) string { return r.CveID }),
 			s("VulnerabilitySeverityLevel", func(r *row) string { return r.VulnerabilitySeverityLevel }),
 			s("RecommendedSecurityUpdate", func(r *row) string { return r.RecommendedSecurityUpdate }),
 			s("RecommendedSecurityUpdateId", func(r *row) string { return r.RecommendedSecurityUpdateID }),
-			{"CveTags", kql.Dynamic, func(r *row) kql.Value { return tagsValue(r.CveTags) }},
+			tvmColumn[row]{"CveTags", kql.Dynamic, func(r *row) kql.Value { return tagsValue(r.CveTags) }},
 			s("CveMitigationStatus", func(*row) string { return "" }),
 			s("AadDeviceId", func(r *row) string { return r.AADDeviceID }),
-		},
+		),
 		each: t.eachSoftwareVulnerability,
 		skip: func(r *row) bool { return r.CveID == "" },
 	}
@@ -230,31 +242,21 @@ func newTVMVulnerabilitiesTable(t *Tenant) *tvmTable[SoftwareVulnerabilityRow] {
 // newTVMInventoryTable is DeviceTvmSoftwareInventory.
 func newTVMInventoryTable(t *Tenant) *tvmTable[SoftwareInventoryRow] {
 	type row = SoftwareInventoryRow
-	s := func(name string, get func(r *row) string) tvmColumn[row] {
-		return tvmColumn[row]{name, kql.String, func(r *row) kql.Value { return str(get(r)) }}
-	}
+	s := strColumn[row]
 	return &tvmTable[row]{
 		name: "DeviceTvmSoftwareInventory",
-		cols: []tvmColumn[row]{
-			s("DeviceId", func(r *row) string { return r.DeviceID }),
-			s("DeviceName", func(r *row) string { return strings.ToLower(r.DeviceName) }),
-			s("OSPlatform", func(r *row) string { return r.OSPlatform }),
-			s("OSVersion", func(r *row) string { return r.OSVersion }),
-			s("OSArchitecture", func(r *row) string { return r.OSArchitecture }),
-			s("SoftwareVendor", func(r *row) string { return r.SoftwareVendor }),
-			s("SoftwareName", func(r *row) string { return r.SoftwareName }),
-			s("SoftwareVersion", func(r *row) string { return r.SoftwareVersion }),
+		cols: append(deviceSoftwareColumns(func(r *row) *DeviceSoftware { return &r.DeviceSoftware }),
 			s("EndOfSupportStatus", func(r *row) string {
 				if r.EndOfSupportStatus == "None" {
 					return ""
 				}
 				return r.EndOfSupportStatus
 			}),
-			{"EndOfSupportDate", kql.DateTime, func(r *row) kql.Value { return optDateTime(r.EndOfSupportDate) }},
+			tvmColumn[row]{"EndOfSupportDate", kql.DateTime, func(r *row) kql.Value { return optDateTime(r.EndOfSupportDate) }},
 			s("ProductCodeCpe", func(r *row) string {
 				return cpeName(r.OperatingSystem, r.SoftwareVendor, r.SoftwareName, r.SoftwareVersion)
 			}),
-		},
+		),
 		each: t.eachSoftwareInventory,
 	}
 }

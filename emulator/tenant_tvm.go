@@ -314,17 +314,22 @@ func (t *Tenant) TVMCounts() TVMCounts {
 	}
 }
 
+// DeviceSoftware is what every TVM row says of its device and product.
+type DeviceSoftware struct {
+	DeviceID, DeviceName, OSPlatform, OSVersion, OSArchitecture string
+	SoftwareVendor, SoftwareName, SoftwareVersion               string
+}
+
 // SoftwareVulnerabilityRow is one row of the DeviceTvmSoftwareVulnerabilities
 // view of the tenant (and of the vulnerability exports). CveID is "" on the
 // row of an end-of-support product.
 type SoftwareVulnerabilityRow struct {
-	DeviceID, DeviceName, OSPlatform, OSVersion, OSArchitecture string
-	AADDeviceID                                                 string
-	SoftwareVendor, SoftwareName, SoftwareVersion               string
-	CveID, VulnerabilitySeverityLevel                           string
-	RecommendedSecurityUpdate, RecommendedSecurityUpdateID      string
-	CvssScore                                                   float64
-	ExploitabilityLevel                                         string
+	DeviceSoftware
+	AADDeviceID                                            string
+	CveID, VulnerabilitySeverityLevel                      string
+	RecommendedSecurityUpdate, RecommendedSecurityUpdateID string
+	CvssScore                                              float64
+	ExploitabilityLevel                                    string
 	// CveTags are TVM's tags of the CVE at the snapshot (shared, read-only).
 	CveTags             []string
 	FirstSeen, LastSeen time.Time
@@ -332,13 +337,12 @@ type SoftwareVulnerabilityRow struct {
 
 // SoftwareInventoryRow is one row of the DeviceTvmSoftwareInventory view.
 type SoftwareInventoryRow struct {
-	DeviceID, DeviceName, OSPlatform, OSVersion, OSArchitecture string
-	SoftwareVendor, SoftwareName, SoftwareVersion               string
-	NumberOfWeaknesses                                          int
-	EndOfSupportStatus                                          string
-	EndOfSupportDate                                            time.Time // zero: none
-	FirstSeen                                                   time.Time
-	OperatingSystem                                             bool // the product is the machine's OS
+	DeviceSoftware
+	NumberOfWeaknesses int
+	EndOfSupportStatus string
+	EndOfSupportDate   time.Time // zero: none
+	FirstSeen          time.Time
+	OperatingSystem    bool // the product is the machine's OS
 }
 
 // eachSoftwareVulnerability calls fn for every software vulnerability row of
@@ -358,9 +362,7 @@ func (t *Tenant) eachSoftwareVulnerability(keep func(*machine) bool, fn func(*So
 		ok := s.model.specRows(&ctx.spec, s.at, func(in *tvmInstall, n int, c *tvmCVE, first time.Time) bool {
 			v := s.model.vulnRowAt(in, n, c, s.at)
 			r = SoftwareVulnerabilityRow{
-				DeviceID: m.ID, DeviceName: m.ComputerDNSName, OSPlatform: m.OSPlatform, OSVersion: ctx.osVersion, OSArchitecture: ctx.arch,
-				AADDeviceID:    m.AADDeviceID.V,
-				SoftwareVendor: in.p.vendor, SoftwareName: in.p.name, SoftwareVersion: v.version,
+				DeviceSoftware: ctx.deviceSoftware(in.p, v.version), AADDeviceID: m.AADDeviceID.V,
 				RecommendedSecurityUpdate: v.fix.update.V, RecommendedSecurityUpdateID: v.fix.id.V,
 				ExploitabilityLevel: v.exploit, FirstSeen: first, LastSeen: maxTime(ctx.lastSeen, first),
 			}
@@ -394,8 +396,7 @@ func (t *Tenant) eachSoftwareInventory(keep func(*machine) bool, fn func(*Softwa
 				return
 			}
 			r = SoftwareInventoryRow{
-				DeviceID: m.ID, DeviceName: m.ComputerDNSName, OSPlatform: m.OSPlatform, OSVersion: ctx.osVersion, OSArchitecture: ctx.arch,
-				SoftwareVendor: in.p.vendor, SoftwareName: in.p.name, SoftwareVersion: s.model.version(in.p, n),
+				DeviceSoftware:     ctx.deviceSoftware(in.p, s.model.version(in.p, n)),
 				NumberOfWeaknesses: len(open), EndOfSupportStatus: eosStatus(in.p, s.at), EndOfSupportDate: in.p.eos, FirstSeen: first,
 				OperatingSystem: in.p.os,
 			}

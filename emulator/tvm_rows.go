@@ -25,6 +25,15 @@ type rowContext struct {
 	lastSeen  time.Time
 }
 
+// deviceSoftware is what a row of the machine says of it and of product p
+// at version.
+func (c *rowContext) deviceSoftware(p *tvmProduct, version string) DeviceSoftware {
+	return DeviceSoftware{
+		DeviceID: c.m.ID, DeviceName: c.m.ComputerDNSName, OSPlatform: c.m.OSPlatform, OSVersion: c.osVersion, OSArchitecture: c.arch,
+		SoftwareVendor: p.vendor, SoftwareName: p.name, SoftwareVersion: version,
+	}
+}
+
 // rowContext prepares machine i of the snapshot.
 func (s *tvmSnapshot) rowContext(i int) rowContext {
 	m := s.machines[i]
