@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"crypto/sha1"
 	"encoding/json"
 	"fmt"
@@ -269,7 +270,7 @@ func (u alertUpdate) apply(a *alert, by string, now time.Time) error {
 	}
 	if u.determination != nil {
 		if !a.Classification.OK || !slices.Contains(determinationsByClas[a.Classification.V], *u.determination) {
-			return fmt.Errorf("Invalid input determination: %s is not a determination of classification %s", *u.determination, orDefault(a.Classification.V, "(none)"))
+			return fmt.Errorf("Invalid input determination: %s is not a determination of classification %s", *u.determination, cmp.Or(a.Classification.V, "(none)"))
 		}
 		a.Determination = some(*u.determination)
 	}
@@ -285,7 +286,7 @@ func (x *exchange) caller() string {
 	if x.token == nil {
 		return "API"
 	}
-	return orDefault(x.token.AppDisplayName, x.token.AppID)
+	return cmp.Or(x.token.AppDisplayName, x.token.AppID)
 }
 
 // patchAlert is PATCH /api/alerts/{id} with {"status", "assignedTo",

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"compress/gzip"
 	"crypto/rand"
@@ -130,15 +131,8 @@ func (s *Server) CreateApp(spec AppSpec) (AppCredentials, error) {
 			return AppCredentials{}, fmt.Errorf("create app: %w", err)
 		}
 	}
-	s.log.Info("emulator: app created", "clientId", creds.ClientID, "roles", spec.Roles, "credential", orDefault(spec.Credential, "secret"))
+	s.log.Info("emulator: app created", "clientId", creds.ClientID, "roles", spec.Roles, "credential", cmp.Or(spec.Credential, "secret"))
 	return creds, nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // Stats counts the calls the emulator has answered, per route, since the

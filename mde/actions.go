@@ -1,6 +1,7 @@
 package mde
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,7 +64,7 @@ func (c *Client) RunAction(ctx context.Context, machineID, actionType string, p 
 			body["IsolationType"] = p.IsolationType
 		}
 	case mdebridge.ActionScan:
-		body["ScanType"] = orDefault(p.ScanType, "Quick")
+		body["ScanType"] = cmp.Or(p.ScanType, "Quick")
 	case mdebridge.ActionQuarantineFile:
 		body["Sha1"] = p.Sha1
 	case mdebridge.ActionLiveResponse:
@@ -75,13 +76,6 @@ func (c *Client) RunAction(ctx context.Context, machineID, actionType string, p 
 	}
 	return c.actionCall(ctx, request{api: ActionAPI(actionType), method: "POST",
 		url: c.url("/api/machines/"+url.PathEscape(machineID)+"/"+seg, nil), body: data})
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // IsActiveRequest reports whether err is MDE's refusal of an action because

@@ -2,6 +2,7 @@ package mde
 
 import (
 	"bufio"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -60,15 +61,9 @@ type ExportSettings struct {
 // SetExportSettings changes how exports are fetched.
 func (c *Client) SetExportSettings(s ExportSettings) { c.export = s }
 
-func (c *Client) parallel() int { return max(1, cmpOr(c.export.Parallel, 2)) }
+func (c *Client) parallel() int { return max(1, cmp.Or(c.export.Parallel, 2)) }
 func (c *Client) pageSize() int {
-	return min(MaxExportPageSize, max(1, cmpOr(c.export.PageSize, MaxExportPageSize)))
-}
-func cmpOr(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
+	return min(MaxExportPageSize, max(1, cmp.Or(c.export.PageSize, MaxExportPageSize)))
 }
 
 // ExportVulnerabilities hands every vulnerability row of the tenant to rows,
