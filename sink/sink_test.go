@@ -245,7 +245,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func newWebhook(t *testing.T, r *receiver, dead string) *sink.Webhook {
 	t.Helper()
 	r.t, r.tries = t, map[string]int{}
-	w, err := sink.NewWebhook(sink.WebhookOptions{URL: "https://siem.example/hook", HMACKey: r.key, Headers: map[string]string{"Authorization": "Bearer t"},
+	w, err := sink.NewWebhook(sink.WebhookOptions{URL: "https://siem.example/hook/s3cr3t?code=t0ken", HMACKey: r.key, Headers: map[string]string{"Authorization": "Bearer t"},
 		MaxAttempts: 3, Timeout: 5 * time.Second, DeadLetterPath: dead, HTTPClient: &http.Client{Transport: handlerTransport{r}}})
 	if err != nil {
 		t.Fatal(err)
@@ -326,6 +326,9 @@ func TestWebhookDeadLetters(t *testing.T) {
 			dl := deadLetters(t, dead)
 			if len(dl) != 2 || dl[0]["attempts"] != tc.attempts || dl[0]["error"] == "" || dl[0]["sink"] != "webhook" {
 				t.Errorf("%s: dead letters %v", tc.name, dl)
+			}
+			if e := fmt.Sprint(dl[0]["error"]); strings.Contains(e, "s3cr3t") || strings.Contains(e, "t0ken") {
+				t.Errorf("%s: the dead letter quotes the webhook's secret path: %s", tc.name, e)
 			}
 			seqs := map[float64]bool{}
 			for _, l := range dl {

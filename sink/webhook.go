@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -215,7 +216,7 @@ func (w *Webhook) post(ctx context.Context, e mdebridge.StoredEvent) (time.Durat
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.opts.URL, bytes.NewReader(e.Body))
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", errPermanent, err)
+		return 0, fmt.Errorf("%w: %w", errPermanent, err)
 	}
 	ts := strconv.FormatInt(w.opts.Now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
@@ -231,6 +232,11 @@ func (w *Webhook) post(ctx context.Context, e mdebridge.StoredEvent) (time.Durat
 	}
 	resp, err := w.opts.HTTPClient.Do(req)
 	if err != nil {
+		// The client's error quotes the URL, whose path or query may hold
+		// a token (chat and SOAR webhooks do): name only its host.
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			ue.URL = redactURL(ue.URL)
+		}
 		return 0, err
 	}
 	defer resp.Body.Close()
@@ -247,6 +253,18 @@ func (w *Webhook) post(ctx context.Context, e mdebridge.StoredEvent) (time.Durat
 	default:
 		return 0, fmt.Errorf("%w: %s", errPermanent, resp.Status)
 	}
+}
+
+// redactURL is u without what may be secret: scheme and host only.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "<webhook URL>"
+	}
+	if p.Path == "" && p.RawQuery == "" {
+		return p.Scheme + "://" + p.Host
+	}
+	return p.Scheme + "://" + p.Host + "/…"
 }
 
 // deadLetters appends events that could not be delivered to a JSON Lines
