@@ -272,7 +272,7 @@ func startChildEmulator(ctx context.Context, dir string, machines int, seed int6
 		select {
 		case err := <-exited:
 			exited <- err
-			return ready, nil, fmt.Errorf("the emulator exited before it was ready: %v", err)
+			return ready, nil, fmt.Errorf("the emulator exited before it was ready: %w", err)
 		case <-ctx.Done():
 			stop()
 			return ready, nil, ctx.Err()

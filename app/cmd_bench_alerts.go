@@ -215,7 +215,7 @@ func (b *alertBench) start(ctx context.Context) error {
 		b.mu.Unlock()
 		return nil
 	case err := <-exited:
-		return fmt.Errorf("serve exited at start: %v", err)
+		return fmt.Errorf("serve exited at start: %w", err)
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		return fmt.Errorf("serve did not start")

@@ -149,7 +149,7 @@ func benchIsolate(ctx context.Context, env *Env, g *globals, args []string) int 
 	}
 	ms, _, err := store.FindMachines(ctx, mdebridge.MachineFilter{HealthStatus: "Active", OSPlatform: "Windows11"})
 	if err != nil || len(ms) == 0 {
-		return fail(env, "bench isolate", fmt.Errorf("no active Windows 11 machine: %v", err))
+		return fail(env, "bench isolate", fmt.Errorf("no active Windows 11 machine: %w", err))
 	}
 	m := ms[0]
 	for _, cand := range ms {
