@@ -10,6 +10,7 @@ import (
 
 	"github.com/mdebridge/mdebridge/config"
 	"github.com/mdebridge/mdebridge/emulator"
+	"github.com/mdebridge/mdebridge/sink"
 	"github.com/mdebridge/mdebridge/syncer"
 )
 
@@ -101,7 +102,7 @@ func sinkSummary(sinks []config.Sink) string {
 		case s.Path != "":
 			where = append(where, s.Path)
 		case s.URL != "":
-			where = append(where, s.URL)
+			where = append(where, "webhook "+sink.RedactURL(s.URL))
 		case s.Address != "":
 			where = append(where, s.Type+" "+s.Address)
 		default:

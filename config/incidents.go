@@ -164,9 +164,9 @@ func (in *Incidents) validate(bad func(key, format string, args ...any)) {
 			case s.URL == "" || err != nil || u.Host == "":
 				bad(key+".url", "required: the receiver's URL")
 			case u.Scheme == "http" && !loopbackHost(u.Hostname()):
-				bad(key+".url", "%q must be https:// (http only to this host)", s.URL)
+				bad(key+".url", "must be https:// (http only to this host), not http://%s", u.Host)
 			case u.Scheme != "http" && u.Scheme != "https":
-				bad(key+".url", "%q is not an http(s) URL", s.URL)
+				bad(key+".url", "%s:// is not http(s)", u.Scheme)
 			}
 			if s.MaxAttempts < 0 || s.Concurrency < 0 || s.Timeout < 0 {
 				bad(key, "max_attempts, concurrency and timeout must not be negative")

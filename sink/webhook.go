@@ -235,7 +235,7 @@ func (w *Webhook) post(ctx context.Context, e mdebridge.StoredEvent) (time.Durat
 		// The client's error quotes the URL, whose path or query may hold
 		// a token (chat and SOAR webhooks do): name only its host.
 		if ue := (*url.Error)(nil); errors.As(err, &ue) {
-			ue.URL = redactURL(ue.URL)
+			ue.URL = RedactURL(ue.URL)
 		}
 		return 0, err
 	}
@@ -255,8 +255,9 @@ func (w *Webhook) post(ctx context.Context, e mdebridge.StoredEvent) (time.Durat
 	}
 }
 
-// redactURL is u without what may be secret: scheme and host only.
-func redactURL(u string) string {
+// RedactURL is a webhook URL without what may be secret in it: scheme and
+// host only.
+func RedactURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {
 		return "<webhook URL>"
